@@ -1,0 +1,34 @@
+# The two quick-start commands:  `make run` (the main job)  and  `make test` (the test suite).
+# Both create .venv on first use with Python >= 3.11 and install scratchllm into it, with the
+# dev/CI constraints (constraints.txt pins torch to the build our CI machines carry).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+run: $(STAMP)
+	$(BIN)/scratchllm prepare
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/pip install -c constraints.txt -e '.[bench]'
+	$(BIN)/python benchmarks/bench_bpe_encode.py
+	$(BIN)/python benchmarks/bench_bpe_train.py
+	$(BIN)/python benchmarks/bench_window_memory.py
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "scratchllm needs Python >= 3.11; run e.g. 'make PYTHON=python3.12 ...'"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

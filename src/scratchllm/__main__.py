@@ -1,0 +1,5 @@
+"""``python -m scratchllm`` runs the command-line interface."""
+
+from scratchllm.cli import main
+
+raise SystemExit(main())

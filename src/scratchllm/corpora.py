@@ -1,0 +1,345 @@
+"""Corpora: the text we train tokenizers and models on, as a sequence of named documents.
+
+``load_corpus(spec)`` resolves ``spec`` to a ``Corpus``:
+
+- an **embedded** corpus, taken from the running interpreter, so it works offline everywhere:
+  ``python-docs`` (the prose of Python's documentation topics, the default) and
+  ``python-stdlib`` (the standard library's ``.py`` sources, tests excluded, about 12 MB);
+- a **downloaded** corpus (``the-verdict``): fetched once from its public URL, checked against
+  its pinned SHA-256 and kept in ``cache_dir()``;
+- a **local** text file, a directory (its ``.txt`` and ``.md`` files, recursively, hidden ones
+  skipped) or a glob (``"notes/*.md"``, taken as matched), one document per file.
+
+Documents come in a fixed order (sorted names), so the same spec always gives the same text.
+Local files must be UTF-8 unless ``errors="replace"``; their bytes are decoded as they are
+(no newline translation, no BOM stripping), so a document is exactly its file.
+
+Example::
+
+    >>> corpus = load_corpus("python-docs")
+    >>> len(corpus) > 50, next(corpus.documents()).name
+    (True, 'assert')
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import http.client
+import os
+import sys
+import sysconfig
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from tqdm import tqdm
+
+from scratchllm.errors import CorpusError, DownloadError
+from scratchllm.io import atomic_writer
+
+DEFAULT_CORPUS = "python-docs"
+TEXT_SUFFIXES = (".txt", ".md")  # what a directory contributes; a file or a glob is taken as given
+# Directories of the standard library that hold tests or third-party code, not the library itself.
+_STDLIB_EXCLUDED_DIRS = frozenset({"test", "tests", "idle_test", "site-packages", "__pycache__"})
+_DOWNLOAD_TIMEOUT_S = 30
+_CHUNK_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class Document:
+    """One unit of text: a documentation topic, a source file, a text file."""
+
+    name: str  # topic key, relative path, or file path
+    text: str
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Named documents in a fixed order, read lazily: ``documents()`` starts over on each call."""
+
+    name: str  # the corpus name ("python-docs") or the path the user gave
+    description: str
+    document_names: tuple[str, ...]
+    read_document: Callable[[str], str] = field(repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.document_names)
+
+    def documents(self) -> Iterator[Document]:
+        for name in self.document_names:
+            yield Document(name, self.read_document(name))
+
+    def text(self, separator: str = "\n\n") -> str:
+        """All documents joined by ``separator``."""
+        return separator.join(document.text for document in self.documents())
+
+
+@dataclass(frozen=True)
+class RemoteText:
+    """A text file published at a URL, pinned by its SHA-256 and cached under ``filename``."""
+
+    description: str
+    url: str
+    sha256: str
+    filename: str
+
+
+@dataclass(frozen=True)
+class CorpusInfo:
+    """What ``list_corpora`` says about one named corpus."""
+
+    name: str
+    description: str
+    source: Literal["embedded", "download"]
+    url: str | None = None  # downloads only, like the two fields below
+    sha256: str | None = None
+    cached: bool | None = None  # whether the file is in the cache directory now
+
+
+# Downloadable corpora by name. Tests point a URL at a local server by replacing an entry.
+DOWNLOADS: dict[str, RemoteText] = {
+    "the-verdict": RemoteText(
+        description=(
+            "Edith Wharton's short story 'The Verdict' (1908, public domain; 20,479 characters), "
+            "the text the classic from-scratch walkthrough trains on; downloaded once, cached"
+        ),
+        url=(
+            "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/"
+            "ch02/01_main-chapter-code/the-verdict.txt"
+        ),
+        sha256="b41e41a68f0398a3154ae69e2e4c0e2694e17fe0d66730536837f1b01935b31f",
+        filename="the-verdict.txt",
+    ),
+}
+
+
+def cache_dir() -> Path:
+    """Where downloads are kept (not created here).
+
+    ``$SCRATCHLLM_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/scratchllm`` (when that is an
+    absolute path, as the XDG spec requires), else ``~/.cache/scratchllm``.
+    """
+    if override := os.environ.get("SCRATCHLLM_CACHE_DIR"):
+        return Path(override).expanduser()
+    xdg_cache = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg_cache) if os.path.isabs(xdg_cache) else Path.home() / ".cache"
+    return base / "scratchllm"
+
+
+def download(url: str, destination: Path, *, sha256: str, show_progress: bool = True) -> Path:
+    """Fetch ``url`` into ``destination``, which appears only once complete and verified.
+
+    The bytes stream into a temporary file next to ``destination``; a cut-off transfer or a
+    checksum mismatch raises ``DownloadError`` and leaves no file behind (old or partial).
+    """
+    destination = Path(destination)
+    hint = f"download {url} yourself and save it as {destination}, or pass its path as the corpus"
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DownloadError(
+            f"cannot create the cache directory {destination.parent} ({error}); "
+            "set SCRATCHLLM_CACHE_DIR to a writable folder"
+        ) from None
+    try:
+        # atomic_writer deletes its temporary file when anything below raises.
+        with (
+            atomic_writer(destination) as handle,
+            urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response,
+        ):
+            expected_bytes = _content_length(response.headers.get("Content-Length"))
+            digest = hashlib.sha256()
+            received = 0
+            with tqdm(
+                total=expected_bytes,
+                unit="B",
+                unit_scale=True,
+                desc=destination.name,
+                disable=not (show_progress and sys.stderr.isatty()),
+            ) as progress:
+                while chunk := response.read(_CHUNK_BYTES):
+                    handle.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    progress.update(len(chunk))
+            if expected_bytes is not None and received != expected_bytes:
+                raise DownloadError(
+                    f"download of {url} was cut off: {received:,} of {expected_bytes:,} bytes "
+                    f"arrived; try again, or {hint}"
+                )
+            if digest.hexdigest() != sha256:
+                raise DownloadError(
+                    f"{url} does not match its checksum: expected sha256 {sha256}, "
+                    f"got {digest.hexdigest()}; the file may have changed upstream, so {hint} "
+                    "after checking it"
+                )
+    except urllib.error.HTTPError as error:
+        raise DownloadError(
+            f"cannot download {url}: HTTP {error.code} {error.reason}; {hint}"
+        ) from None
+    except (OSError, http.client.HTTPException) as error:  # URLError, timeouts, resets
+        reason = getattr(error, "reason", None) or error
+        raise DownloadError(f"cannot download {url}: {reason}; {hint}") from None
+    return destination
+
+
+def _content_length(header: str | None) -> int | None:
+    """The announced size, or None when absent or unreadable.
+
+    >>> _content_length("20479"), _content_length(None), _content_length("lots")
+    (20479, None, None)
+    """
+    try:
+        return int(header) if header is not None else None
+    except ValueError:
+        return None
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_text(path: Path, errors: Literal["strict", "replace"]) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise CorpusError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        return data.decode("utf-8", errors=errors)
+    except UnicodeDecodeError as error:
+        raise CorpusError(
+            f"{path} is not valid UTF-8: byte {data[error.start]:#04x} at byte offset "
+            f"{error.start}; convert the file to UTF-8, or load it with errors='replace' to "
+            "turn undecodable bytes into U+FFFD"
+        ) from None
+
+
+def _files_corpus(
+    name: str, description: str, files: dict[str, Path], errors: Literal["strict", "replace"]
+) -> Corpus:
+    """A corpus of one document per file, named by the keys of ``files`` in their order."""
+    return Corpus(name, description, tuple(files), lambda key: _read_text(files[key], errors))
+
+
+def _python_docs() -> Corpus:
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:
+        raise CorpusError(
+            "this Python has no pydoc_data module, so the python-docs corpus is unavailable; "
+            "use another corpus (see `scratchllm corpora`) or pass a text file"
+        ) from None
+    description = f"the prose of Python {sys.version.split()[0]}'s documentation topics"
+    return Corpus("python-docs", description, tuple(sorted(topics)), topics.__getitem__)
+
+
+def _python_stdlib() -> Corpus:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files: dict[str, Path] = {}
+    for directory, subdirectories, filenames in os.walk(root):
+        subdirectories[:] = [d for d in subdirectories if d not in _STDLIB_EXCLUDED_DIRS]
+        for filename in filenames:
+            if filename.endswith(".py") and not filename.startswith("test_"):
+                path = Path(directory, filename)
+                files[path.relative_to(root).as_posix()] = path
+    if not files:
+        raise CorpusError(
+            f"found no standard-library sources under {root} (this Python ships them zipped or "
+            "not at all); use python-docs or pass a text file"
+        )
+    # Stdlib sources are UTF-8 (PEP 3120); should one not be, a U+FFFD in its place is harmless
+    # for training and keeps the document list fixed, so the corpus never fails halfway.
+    description = f"the standard-library sources of Python {sys.version.split()[0]} at {root}"
+    return _files_corpus("python-stdlib", description, dict(sorted(files.items())), "replace")
+
+
+_EMBEDDED: dict[str, tuple[str, Callable[[], Corpus]]] = {
+    "python-docs": (
+        "the prose of the running Python's documentation topics, one document per topic; offline",
+        _python_docs,
+    ),
+    "python-stdlib": (
+        "the running Python's standard-library .py sources, tests excluded (about 12 MB); offline",
+        _python_stdlib,
+    ),
+}
+
+
+def list_corpora() -> list[CorpusInfo]:
+    """The named corpora ``load_corpus`` accepts, embedded ones first."""
+    infos = [CorpusInfo(name, text, "embedded") for name, (text, _) in _EMBEDDED.items()]
+    for name, remote in DOWNLOADS.items():
+        cached = (cache_dir() / remote.filename).is_file()
+        infos.append(
+            CorpusInfo(name, remote.description, "download", remote.url, remote.sha256, cached)
+        )
+    return infos
+
+
+def _downloaded_corpus(name: str, remote: RemoteText) -> Corpus:
+    path = cache_dir() / remote.filename
+    # Re-hashing is cheap next to a download and catches a cached file edited or replaced since.
+    if not (path.is_file() and _file_sha256(path) == remote.sha256):
+        download(remote.url, path, sha256=remote.sha256)
+    return _files_corpus(name, remote.description, {remote.filename: path}, "strict")
+
+
+def _local_files(spec: str) -> dict[str, Path]:
+    """The files ``spec`` names, keyed by document name, in sorted order."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return {spec: path}
+    if path.is_dir():
+        found = {}
+        for candidate in path.rglob("*"):
+            relative = candidate.relative_to(path)
+            hidden = any(part.startswith(".") for part in relative.parts)  # .git, .venv, ...
+            if candidate.suffix.lower() in TEXT_SUFFIXES and not hidden and candidate.is_file():
+                found[relative.as_posix()] = candidate
+        if not found:
+            raise CorpusError(
+                f"directory {spec} holds no {' or '.join(TEXT_SUFFIXES)} files; add some, or pass "
+                "a file or a glob such as 'notes/*.rst'"
+            )
+        return dict(sorted(found.items()))
+    if glob.has_magic(spec):
+        matches = sorted(glob.glob(os.path.expanduser(spec), recursive=True))
+        found = {match: Path(match) for match in matches if Path(match).is_file()}
+        if not found:
+            raise CorpusError(f"glob {spec!r} matches no files; check the pattern and folder")
+        return found
+    named = ", ".join(info.name for info in list_corpora())
+    raise CorpusError(
+        f"no corpus named {spec!r} and no file or directory at {path.absolute()}; named corpora "
+        f"are {named}; or pass a text file, a directory of .txt/.md files, or a glob"
+    )
+
+
+def load_corpus(
+    spec: str | os.PathLike[str], *, errors: Literal["strict", "replace"] = "strict"
+) -> Corpus:
+    """Resolve a corpus name, file, directory or glob (see the module docstring).
+
+    A string that is a corpus name wins over a same-named path; write ``./the-verdict`` (or
+    pass a ``Path``) for the path. ``errors`` applies to local files only.
+    """
+    if errors not in ("strict", "replace"):
+        raise CorpusError(f"errors must be 'strict' or 'replace', not {errors!r}")
+    if isinstance(spec, str) and spec in _EMBEDDED:
+        return _EMBEDDED[spec][1]()
+    if isinstance(spec, str) and spec in DOWNLOADS:
+        return _downloaded_corpus(spec, DOWNLOADS[spec])
+    text_spec = os.fspath(spec)
+    files = _local_files(text_spec)
+    if sum(path.stat().st_size for path in files.values()) == 0:
+        raise CorpusError(f"{text_spec}: all {len(files)} file(s) are empty; add some text")
+    count = f"{len(files)} file" + ("s" if len(files) != 1 else "")
+    return _files_corpus(text_spec, f"{count} from {text_spec}", files, errors)

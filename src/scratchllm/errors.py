@@ -1,0 +1,46 @@
+"""The exceptions scratchllm raises for user mistakes.
+
+Every error a user can cause (a wrong path, a corrupt file, an unknown word, a corpus that is
+too short) is a ``ScratchLLMError`` whose message names the offending value and says what to
+do. The CLI prints that message on one line and exits non-zero; it never shows a traceback for
+these. Internal invariants use ``assert`` instead.
+"""
+
+
+class ScratchLLMError(Exception):
+    """Base class of all user-facing errors: the message is shown to the user as is."""
+
+
+class CorpusError(ScratchLLMError):
+    """A corpus cannot be found, read or decoded."""
+
+
+class DownloadError(CorpusError):
+    """A download failed, was cut off, or did not match its checksum."""
+
+
+class TokenizerError(ScratchLLMError):
+    """A tokenizer cannot be built, loaded or applied."""
+
+
+class UnknownTokenError(TokenizerError):
+    """A strict word-level tokenizer met a word that is not in its vocabulary."""
+
+
+class DisallowedSpecialTokenError(TokenizerError):
+    """The text contains a special token that the caller did not allow."""
+
+
+class DataFormatError(ScratchLLMError):
+    """A token file is corrupt, truncated, or was made with another tokenizer."""
+
+
+class DataLengthError(ScratchLLMError):
+    """A token sequence is too short for the requested window."""
+
+
+class ConfigError(ScratchLLMError, ValueError):
+    """An option is out of range (a negative window length, a split fraction of 1, ...).
+
+    It is also a ``ValueError``, so library callers can catch it as the usual Python error.
+    """

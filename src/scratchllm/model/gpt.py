@@ -1,0 +1,349 @@
+"""The GPT model: LayerNorm, GELU, MLP, Block and GPT, with GPT-2's parameter names.
+
+Data flow for token ids ``(B, T)``:
+
+    wte(ids) + wpe(positions) -> dropout -> n_layer x Block -> ln_f -> lm_head -> logits (B, T, V)
+
+and each pre-LayerNorm ``Block`` is
+
+    x = x + dropout(attn(ln_1(x)))      # tokens exchange information
+    x = x + dropout(mlp(ln_2(x)))       # each token is transformed on its own
+
+Parameter names are GPT-2's (``wte``, ``wpe``, ``h.{i}.ln_1``, ``h.{i}.attn.c_attn``, ...,
+``ln_f``, ``lm_head``), so importing its weights is a name map plus four transposes
+(``scratchllm.weights.hf_gpt2``). ``wte`` / ``wpe`` are the tables that
+``embeddings.InputEmbeddings`` teaches; the GPT holds them directly so that they keep GPT-2's
+top-level names.
+
+Initialisation is GPT-2's: every weight normal(0, 0.02), biases zero, LayerNorm scale 1 and
+shift 0, and the two projections that write into the residual stream (``attn.c_proj``,
+``mlp.c_proj``) scaled by 1/sqrt(2 * n_layer), so that the variance of the stream does not grow
+with depth (Radford et al. 2019, section 2.3). It draws from an explicit ``torch.Generator``,
+so a seed reproduces a model.
+
+``num_parameters`` and ``describe_model`` are pure functions of the config: they size
+``gpt2-xl`` without building it.
+
+Shapes: ``B`` batch, ``T`` tokens, ``C`` n_embd, ``V`` vocab_size.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scratchllm.config import GPTConfig
+from scratchllm.errors import ConfigError, DataLengthError
+from scratchllm.model.attention import CausalSelfAttention
+
+if TYPE_CHECKING:
+    from scratchllm.model.kv_cache import KVCache
+
+INIT_STD = 0.02  # GPT-2's initializer_range
+
+
+def layer_norm(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, eps: float = 1e-5
+) -> torch.Tensor:
+    """Normalise each vector (last dim) to mean 0 and variance 1, then scale and shift.
+
+    The variance is the biased one (divide by C, not C - 1), as GPT-2 computes it; ``eps``
+    keeps the division finite for a constant vector.
+
+    >>> layer_norm(torch.tensor([1.0, 2.0, 3.0]), torch.ones(3), torch.zeros(3))
+    tensor([-1.2247,  0.0000,  1.2247])
+    """
+    mean = x.mean(dim=-1, keepdim=True)
+    variance = x.var(dim=-1, keepdim=True, unbiased=False)
+    return (x - mean) * torch.rsqrt(variance + eps) * weight + bias
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """GELU in GPT-2's tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+
+    GPT-2 was trained with this form; the exact erf GELU differs by up to ~1e-3 and makes
+    imported weights drift.
+
+    >>> gelu_tanh(torch.tensor([-1.0, 0.0, 1.0]))
+    tensor([-0.1588,  0.0000,  0.8412])
+    """
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
+
+
+# The two modules below compute exactly the formulas above (the tests hold them equal), through
+# torch's fused kernels: one pass over memory instead of one per operation, which on a CPU
+# makes the whole training step ~1.3x faster at small widths.
+
+
+class LayerNorm(nn.Module):
+    """``layer_norm`` with a learned scale ``weight`` (init 1) and shift ``bias`` (init 0)."""
+
+    def __init__(self, dim: int, *, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))  # scale
+        self.bias = nn.Parameter(torch.zeros(dim))  # shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
+
+
+class GELU(nn.Module):
+    """``gelu_tanh`` as a module."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate="tanh")
+
+
+class MLP(nn.Module):
+    """The feed-forward network: widen 4x, GELU, project back. ``(B, T, C) -> (B, T, C)``."""
+
+    def __init__(self, n_embd: int) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(n_embd, 4 * n_embd)
+        self.gelu = GELU()
+        self.c_proj = nn.Linear(4 * n_embd, n_embd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(self.gelu(self.c_fc(x)))
+
+
+class Block(nn.Module):
+    """A pre-LayerNorm transformer block: attention and MLP, each on a residual shortcut."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.attn = CausalSelfAttention(
+            config.n_embd, config.n_head, dropout=config.dropout, qkv_bias=config.qkv_bias
+        )
+        self.ln_2 = LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.mlp = MLP(config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)  # on each branch, before it joins the stream
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        kv_cache: KVCache | None = None,
+        start_position: int = 0,
+        weights_sink: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        attended = self.attn(
+            self.ln_1(x),
+            kv_cache=kv_cache,
+            start_position=start_position,
+            weights_sink=weights_sink,
+        )
+        x = x + self.dropout(attended)
+        return x + self.dropout(self.mlp(self.ln_2(x)))
+
+
+class GPT(nn.Module):
+    """A GPT-2 style decoder-only transformer: token ids ``(B, T)`` -> logits ``(B, T, V)``.
+
+    Built on the CPU; move it with ``.to(device)``. ``generator`` seeds the initialisation
+    (default: torch's global generator, i.e. ``torch.manual_seed``).
+    """
+
+    def __init__(self, config: GPTConfig, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.config = config
+        # Build on the meta device (no memory, no random draws), then materialise and draw
+        # every parameter once from `generator`: no wasted default init, and no hidden use
+        # of the global random state when a generator is given.
+        with torch.device("meta"):
+            self.wte = nn.Embedding(config.vocab_size, config.n_embd)  # token id -> vector
+            self.wpe = nn.Embedding(config.context_length, config.n_embd)  # position -> vector
+            self.drop = nn.Dropout(config.dropout)
+            self.h = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+            self.ln_f = LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+            self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.to_empty(device="cpu")
+        if config.tie_weights:  # after to_empty, which would give the two their own storage
+            self.lm_head.weight = self.wte.weight
+        self.reset_parameters(generator=generator)
+
+    @torch.no_grad()
+    def reset_parameters(self, *, generator: torch.Generator | None = None) -> None:
+        """GPT-2's initialisation (see the module docstring), drawn from ``generator``."""
+        residual_std = INIT_STD / math.sqrt(2 * self.config.n_layer)
+        for name, module in self.named_modules():  # a fixed order, so a seed fixes the model
+            if isinstance(module, LayerNorm):
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+            elif isinstance(module, nn.Embedding):
+                module.weight.normal_(0.0, INIT_STD, generator=generator)
+            elif isinstance(module, nn.Linear):
+                if module is self.lm_head and self.config.tie_weights:
+                    continue  # it is wte, already drawn
+                std = residual_std if name.endswith("c_proj") else INIT_STD
+                module.weight.normal_(0.0, std, generator=generator)
+                if module.bias is not None:
+                    module.bias.zero_()
+
+    def forward(
+        self,
+        token_ids: torch.Tensor,
+        *,
+        kv_caches: list[KVCache] | None = None,
+        start_position: int = 0,
+    ) -> torch.Tensor:
+        """Logits ``(B, T, V)`` for ``token_ids`` ``(B, T)`` at positions ``start_position ..``.
+
+        With ``kv_caches`` (one per layer, from ``make_kv_caches``) the tokens' keys and values
+        are written to the caches and the attention also sees the cached positions
+        ``0 .. start_position - 1``: prefill with ``start_position=0``, then decode one token at
+        a time.
+        """
+        return self._run(token_ids, kv_caches=kv_caches, start_position=start_position)
+
+    @torch.no_grad()
+    def attention_weights(self, token_ids: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's attention weights ``(B, nh, T, T)`` (explicit path, dropout as set)."""
+        weights: list[torch.Tensor] = []
+        self._run(token_ids, kv_caches=None, start_position=0, weights_sink=weights)
+        return weights
+
+    def _run(
+        self,
+        token_ids: torch.Tensor,
+        *,
+        kv_caches: list[KVCache] | None,
+        start_position: int,
+        weights_sink: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        _, num_tokens = token_ids.shape
+        end = start_position + num_tokens
+        if start_position < 0 or end > self.config.context_length:
+            raise DataLengthError(
+                f"positions {start_position}..{end - 1} do not fit the context length "
+                f"{self.config.context_length}; keep at most the last "
+                f"{self.config.context_length} tokens"
+            )
+        if kv_caches is not None and len(kv_caches) != self.config.n_layer:
+            raise ConfigError(
+                f"got {len(kv_caches)} KV caches for {self.config.n_layer} layers; "
+                f"make them with model.make_kv_caches(...)"
+            )
+        positions = torch.arange(start_position, end, device=token_ids.device)  # (T,)
+        x = self.drop(self.wte(token_ids) + self.wpe(positions))  # (B, T, C)
+        for index, block in enumerate(self.h):
+            x = block(
+                x,
+                kv_cache=None if kv_caches is None else kv_caches[index],
+                start_position=start_position,
+                weights_sink=weights_sink,
+            )
+        return self.lm_head(self.ln_f(x))  # (B, T, V)
+
+    def make_kv_caches(
+        self,
+        batch_size: int,
+        max_length: int | None = None,
+        *,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> list[KVCache]:
+        """One preallocated ``KVCache`` per layer, for ``max_length`` positions (default: the
+        context length), in the model's dtype and device unless given."""
+        from scratchllm.model.kv_cache import KVCache  # kv_cache.py builds on this module
+
+        reference = self.wte.weight
+        config = self.config
+        return [
+            KVCache(
+                batch_size,
+                config.n_head,
+                config.context_length if max_length is None else max_length,
+                config.head_dim,
+                dtype=reference.dtype if dtype is None else dtype,
+                device=reference.device if device is None else device,
+            )
+            for _ in range(config.n_layer)
+        ]
+
+
+# ---- sizes as pure functions of the config ---------------------------------------------------
+
+
+def parameter_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
+    """Every entry of ``GPT(config).state_dict()`` and its shape, without building the model.
+
+    A tied ``lm_head.weight`` is listed too (it is in the state dict, sharing ``wte``'s
+    storage). ``scratchllm.weights`` checks checkpoints against this.
+    """
+    C, V = config.n_embd, config.vocab_size
+    shapes: dict[str, tuple[int, ...]] = {
+        "wte.weight": (V, C),
+        "wpe.weight": (config.context_length, C),
+    }
+    for index in range(config.n_layer):
+        block = {
+            "ln_1.weight": (C,),
+            "ln_1.bias": (C,),
+            "attn.c_attn.weight": (3 * C, C),
+            "attn.c_attn.bias": (3 * C,),
+            "attn.c_proj.weight": (C, C),
+            "attn.c_proj.bias": (C,),
+            "ln_2.weight": (C,),
+            "ln_2.bias": (C,),
+            "mlp.c_fc.weight": (4 * C, C),
+            "mlp.c_fc.bias": (4 * C,),
+            "mlp.c_proj.weight": (C, 4 * C),
+            "mlp.c_proj.bias": (C,),
+        }
+        if not config.qkv_bias:
+            del block["attn.c_attn.bias"]
+        shapes.update({f"h.{index}.{name}": shape for name, shape in block.items()})
+    shapes.update({"ln_f.weight": (C,), "ln_f.bias": (C,), "lm_head.weight": (V, C)})
+    return shapes
+
+
+def num_parameters(config: GPTConfig, *, tied: bool | None = None) -> int:
+    """Trainable parameters of ``GPT(config)``; ``tied`` overrides ``config.tie_weights``.
+
+    >>> num_parameters(GPTConfig(), tied=False), num_parameters(GPTConfig(), tied=True)
+    (163009536, 124412160)
+    """
+    tied = config.tie_weights if tied is None else tied
+    shapes = parameter_shapes(config)
+    if tied:
+        del shapes["lm_head.weight"]  # the same tensor as wte.weight
+    return sum(math.prod(shape) for shape in shapes.values())
+
+
+def describe_model(name_or_config: str | GPTConfig) -> str:
+    """A few lines on a preset or config: its shape, parameter counts and weight memory.
+
+    >>> print(describe_model("gpt2-small"))  # doctest: +NORMALIZE_WHITESPACE
+    gpt2-small: 12 layers, 12 heads of 64, width 768, context 1024, vocabulary 50257,
+      qkv_bias=False, tie_weights=False, dropout 0.1
+    parameters: 163,009,536 with its own output head (untied), 124,412,160 tied to wte
+    weights:    fp32 621.83 MiB untied, 474.59 MiB tied; bf16 310.92 MiB untied, 237.30 MiB tied
+    """
+    if isinstance(name_or_config, str):
+        name, config = name_or_config, GPTConfig.from_name(name_or_config)
+    else:
+        name, config = "custom", name_or_config
+    untied, tied = num_parameters(config, tied=False), num_parameters(config, tied=True)
+
+    def mib(count: int, bytes_per_parameter: int) -> str:
+        return f"{count * bytes_per_parameter / 2**20:.2f} MiB"
+
+    return "\n".join(
+        [
+            f"{name}: {config.n_layer} layers, {config.n_head} heads of {config.head_dim}, "
+            f"width {config.n_embd}, context {config.context_length}, "
+            f"vocabulary {config.vocab_size},",
+            f"  qkv_bias={config.qkv_bias}, tie_weights={config.tie_weights}, "
+            f"dropout {config.dropout}",
+            f"parameters: {untied:,} with its own output head (untied), {tied:,} tied to wte",
+            f"weights:    fp32 {mib(untied, 4)} untied, {mib(tied, 4)} tied; "
+            f"bf16 {mib(untied, 2)} untied, {mib(tied, 2)} tied",
+        ]
+    )

@@ -1,0 +1,155 @@
+"""The one tokenizer interface that data, training, generation and serving rely on.
+
+Every tokenizer in scratchllm (the word-level ``SimpleTokenizer``, our byte-level
+``BPETokenizer`` and the tiktoken-backed ``TiktokenTokenizer``) subclasses ``Tokenizer`` and so
+offers the same surface:
+
+- ``encode(text, allowed_special=..., disallowed_special=...)`` with tiktoken's semantics: a
+  special token such as ``<|endoftext|>`` that appears in the text raises
+  ``DisallowedSpecialTokenError`` unless it is allowed, in which case it becomes its id;
+- ``encode_ordinary(text)``: special tokens in the text are ordinary text;
+- ``decode(ids)``, ``vocab_size``, ``special_tokens`` (name -> id), ``eot_id``;
+- ``save(directory)`` and ``scratchllm.tokenizer.load_tokenizer(directory)``;
+- ``fingerprint``: a short hash of everything that decides the ids, stored in token files so
+  that a file is never read with a tokenizer other than the one that wrote it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterable, Set
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import regex
+
+from scratchllm.errors import DisallowedSpecialTokenError, TokenizerError
+from scratchllm.io import atomic_write_text
+
+ENDOFTEXT = "<|endoftext|>"
+UNK = "<|unk|>"
+
+#: the name of the file every saved tokenizer directory holds; its "type" field says which class
+#: loads it and its "format_version" which layout it uses.
+TOKENIZER_FILE = "tokenizer.json"
+
+
+class Tokenizer(ABC):
+    """Base class: subclasses implement ``encode_ordinary``, ``decode``, ``vocab_size``,
+    ``special_tokens``, ``to_dict`` and ``from_dict``; ``encode``, ``save`` and ``fingerprint``
+    are shared."""
+
+    #: the "type" written to tokenizer.json
+    type_name: ClassVar[str]
+    #: bumped when the saved layout changes; ``from_dict`` checks it
+    format_version: ClassVar[int] = 1
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of ids, special tokens included (ids are ``0 .. vocab_size - 1``)."""
+
+    @property
+    @abstractmethod
+    def special_tokens(self) -> dict[str, int]:
+        """Special token text -> id."""
+
+    @abstractmethod
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode ``text``, treating special-token text as ordinary text."""
+
+    @abstractmethod
+    def decode(self, ids: Iterable[int]) -> str:
+        """Turn ids back into text."""
+
+    @abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """Everything needed to rebuild this tokenizer, JSON-serialisable."""
+
+    @classmethod
+    @abstractmethod
+    def from_dict(cls, data: dict[str, Any], directory: Path | None = None) -> Tokenizer:
+        """Rebuild a tokenizer from ``to_dict``'s output (``directory`` holds any side files)."""
+
+    # ---- shared behaviour -------------------------------------------------------------------
+
+    @property
+    def eot_id(self) -> int | None:
+        """The id of ``<|endoftext|>``, the document separator, or None if there is none."""
+        return self.special_tokens.get(ENDOFTEXT)
+
+    def encode(
+        self,
+        text: str,
+        *,
+        allowed_special: Literal["all"] | Set[str] = frozenset(),
+        disallowed_special: Literal["all"] | Collection[str] = "all",
+    ) -> list[int]:
+        """Encode ``text``; special tokens follow tiktoken's rules.
+
+        >>> tok.encode("a<|endoftext|>b")                       # doctest: +SKIP
+        DisallowedSpecialTokenError: ... contains the special token '<|endoftext|>' ...
+        >>> tok.encode("a<|endoftext|>b", allowed_special="all")  # doctest: +SKIP
+        [64, 50256, 65]
+        """
+        specials = self.special_tokens
+        allowed = set(specials) if allowed_special == "all" else set(allowed_special)
+        unknown = allowed - set(specials)
+        if unknown:
+            raise TokenizerError(
+                f"allowed_special names {sorted(unknown)}, which this tokenizer does not have; "
+                f"its special tokens are {sorted(specials)}"
+            )
+        disallowed = (
+            set(specials) - allowed if disallowed_special == "all" else set(disallowed_special)
+        )
+        if disallowed:
+            match = _special_regex(frozenset(disallowed)).search(text)
+            if match:
+                raise DisallowedSpecialTokenError(
+                    f"the text contains the special token {match.group()!r} at character "
+                    f"{match.start()}; pass allowed_special={{{match.group()!r}}} to encode it as "
+                    f"a special token, or use encode_ordinary() to encode it as plain text"
+                )
+        if not allowed:
+            return self.encode_ordinary(text)
+        ids: list[int] = []
+        start = 0
+        for match in _special_regex(frozenset(allowed)).finditer(text):
+            ids.extend(self.encode_ordinary(text[start : match.start()]))
+            ids.append(specials[match.group()])
+            start = match.end()
+        ids.extend(self.encode_ordinary(text[start:]))
+        return ids
+
+    @property
+    def fingerprint(self) -> str:
+        """A 16-hex-digit hash of the saved form: equal fingerprints mean equal ids."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``tokenizer.json`` (and any side files) into ``directory``; returns the file."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        payload = {"type": self.type_name, "format_version": self.format_version}
+        payload.update(self.to_dict())
+        path = directory / TOKENIZER_FILE
+        atomic_write_text(path, json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
+        return path
+
+    def describe(self) -> str:
+        """One line for humans: type, vocabulary size, special tokens."""
+        specials = ", ".join(self.special_tokens) or "none"
+        return f"{self.type_name} tokenizer, vocab {self.vocab_size:,}, special tokens {specials}"
+
+
+@lru_cache(maxsize=64)
+def _special_regex(tokens: frozenset[str]) -> regex.Pattern[str]:
+    """One compiled alternation of ``tokens``, longest first so a prefix never shadows."""
+    alternatives = sorted(tokens, key=len, reverse=True)
+    return regex.compile("|".join(regex.escape(token) for token in alternatives))

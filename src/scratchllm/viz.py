@@ -1,0 +1,104 @@
+"""Plots, written as PNG files: attention heatmaps (loss curves and embeddings come later).
+
+matplotlib draws through its Agg canvas directly, never through ``pyplot``: no GUI backend, no
+global figure state, so plotting works on a headless server and in tests. Files are written
+atomically (``scratchllm.io.atomic_writer``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from scratchllm.errors import ConfigError
+from scratchllm.io import atomic_writer
+from scratchllm.model.gpt import GPT
+from scratchllm.tokenizer.base import Tokenizer
+
+INCHES_PER_TOKEN = 0.45  # room for one rotated token label per row/column
+DPI = 120
+
+
+def plot_attention(
+    weights: torch.Tensor,
+    tokens: Sequence[str],
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+) -> Path:
+    """Draw one head's attention weights ``(T, T)`` as a heatmap and save it as a PNG.
+
+    Rows are queries (the token that looks), columns keys (the token looked at); both axes are
+    labelled with ``tokens``. Returns the path written.
+    """
+    weights = weights.detach().float().cpu()
+    if weights.dim() != 2 or weights.shape[0] != weights.shape[1]:
+        raise ConfigError(f"attention weights must be a square (T, T) matrix, got {weights.shape}")
+    if len(tokens) != weights.shape[0]:
+        raise ConfigError(f"{len(tokens)} token labels for a {tuple(weights.shape)} matrix")
+    side = max(4.0, 1.5 + INCHES_PER_TOKEN * len(tokens))
+    figure = Figure(figsize=(side + 1.0, side), dpi=DPI)  # +1 inch for the colour bar
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    image = axes.imshow(weights.numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
+    figure.colorbar(image, ax=axes, label="attention weight")
+    # make whitespace visible: "\n" for newlines, a middle dot for spaces (GPT-2's " journey")
+    labels = [repr(token)[1:-1].replace(" ", "\u00b7") for token in tokens]
+    axes.set_xticks(range(len(labels)), labels, rotation=90)
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("key (attended to)")
+    axes.set_ylabel("query (attending)")
+    if title:
+        axes.set_title(title)
+    figure.tight_layout()
+    path = Path(path)
+    with atomic_writer(path) as handle:
+        figure.savefig(handle, format="png")
+    return path
+
+
+def attention_heatmap(
+    prompt: str,
+    *,
+    tokenizer: Tokenizer,
+    model: GPT,
+    layer: int,
+    head: int,
+    output: str | os.PathLike[str],
+) -> Path:
+    """Run ``model`` on ``prompt`` and plot the weights of ``head`` in ``layer`` (from 0).
+
+    The model runs in eval mode (no dropout); the prompt must fit its context length.
+    """
+    config = model.config
+    if not 0 <= layer < config.n_layer:
+        raise ConfigError(
+            f"layer {layer} is out of range: the model has layers 0..{config.n_layer - 1}"
+        )
+    if not 0 <= head < config.n_head:
+        raise ConfigError(
+            f"head {head} is out of range: each layer has heads 0..{config.n_head - 1}"
+        )
+    token_ids = tokenizer.encode(prompt, allowed_special="all")
+    if not token_ids:
+        raise ConfigError("the prompt is empty: give at least one token of text")
+    if max(token_ids) >= config.vocab_size:
+        raise ConfigError(
+            f"the tokenizer produced id {max(token_ids)}, but the model's vocabulary has "
+            f"{config.vocab_size} ids: use the tokenizer the model was trained with"
+        )
+    device = model.wte.weight.device
+    was_training = model.training
+    model.eval()
+    try:
+        weights = model.attention_weights(torch.tensor([token_ids], device=device))
+    finally:
+        model.train(was_training)
+    tokens = [tokenizer.decode([token_id]) for token_id in token_ids]
+    title = f"layer {layer}, head {head}"
+    return plot_attention(weights[layer][0, head], tokens, output, title=title)
