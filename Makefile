@@ -19,9 +19,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/pip install -c constraints.txt -e '.[bench]'
+	$(BIN)/pip install -c constraints.txt --no-deps llms-from-scratch
 	$(BIN)/python benchmarks/bench_bpe_encode.py
 	$(BIN)/python benchmarks/bench_bpe_train.py
 	$(BIN)/python benchmarks/bench_window_memory.py
+	$(BIN)/python benchmarks/bench_train_step.py
+	$(BIN)/python benchmarks/bench_generate.py
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \

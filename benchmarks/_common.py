@@ -1,8 +1,9 @@
 """Helpers shared by the benchmark scripts: threads, machine state, timing, corpora, tables.
 
 Every benchmark prints, next to its table, the thread count it pinned, whether the machine was
-quiet (1-minute load average below half the cores, read before and after) and the corpus sizes,
-so that a number is never read without its conditions.
+quiet (1-minute load average below half the cores before the run, and after it apart from the
+benchmark's own threads) and the corpus sizes, so that a number is never read without its
+conditions.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def machine_line(threads: int, load_before: float) -> str:
     """One line on the conditions: threads, cores, load before and after, quiet or not."""
     cores = os.cpu_count() or 1
     load_after = load_average()
-    quiet = max(load_before, load_after) < cores / 2
+    # quiet: under half the cores busy before we started, and after, besides our own threads
+    quiet = load_before < cores / 2 and load_after < cores / 2 + threads
     verdict = "quiet" if quiet else "BUSY (other work was running: timings are noisy)"
     return (
         f"threads: {threads} (RAYON_NUM_THREADS={os.environ.get('RAYON_NUM_THREADS')}, "

@@ -10,17 +10,13 @@ three produced the same ids (random weights have near-ties, so a late divergence
 rounding is possible and is reported, not hidden).
 
 Time is wall clock for the whole call (prefill + all decode steps), best of ``--repeats`` taken
-in turns (ours, ours input-major, HF, ours, ...); the uncached loop is quadratic and runs once.
+in turns (ours, HF, ours, ...); the uncached loop is quadratic and runs once.
 fp32, CPU, ``--threads`` torch threads.
 
 At batch 1 a decode step is a chain of matrix-vector products that read all ~500 MB of fp32
-weights once per token, so both implementations are bound by memory bandwidth, not FLOPs. What
-still differs is how a weight matrix is laid out in memory: ``nn.Linear`` stores ``(out, in)``
-row-major and computes ``x @ W.T`` (one dot product per output row), GPT-2's ``Conv1D`` stores
-``(in, out)`` and computes ``x @ W`` (streaming rows of W into all outputs at once), which MKL
-runs faster for a single row of x on this CPU. The row "input-major storage" shows our model
-with the same ``(out, in)`` parameters but stored column-major (``W.t().contiguous().t()``):
-same values, shapes and state dict, only the memory order changes.
+weights once per token, so both implementations are bound by memory bandwidth, not FLOPs. Our
+``GPT`` stores its ``nn.Linear`` weights input-major (see ``model/gpt.py``), the memory order of
+GPT-2's ``Conv1D``, which MKL streams faster for a single row of activations.
 
     python benchmarks/bench_generate.py                  # 200 new tokens (the issue's setting)
     python benchmarks/bench_generate.py --quick          # 40 new tokens, no repeats
@@ -33,14 +29,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import load_average, machine_line, pin_threads, print_table  # noqa: E402
-
-if TYPE_CHECKING:
-    from scratchllm.model.gpt import GPT
 
 PROMPT = "Every effort moves you"  # the walkthrough's generation prompt
 
@@ -104,14 +96,8 @@ def main() -> None:
             )
         return output[0, len(prompt) :].tolist()
 
-    input_major = with_input_major_storage(ours)
-
-    def run_input_major() -> list[int]:
-        return list(generate_tokens(input_major, prompt, max_new_tokens=new))
-
     runners = {
         "ours, KV cache": lambda: run_ours(True),
-        "ours, KV cache, input-major storage": run_input_major,
         "HF generate, its cache": run_hf,
     }
     for runner in runners.values():  # warm-up: first-call allocations and kernel choices
@@ -142,21 +128,6 @@ def main() -> None:
     print_table(["run", "seconds", "ms/token", "tokens/s", "vs HF", "ids equal to HF"], rows)
     print(f"torch {torch.__version__}, torch threads {torch.get_num_threads()}")
     print(machine_line(threads, load_before))
-
-
-def with_input_major_storage(model: GPT) -> GPT:
-    """A copy of ``model`` whose 2-D weights are stored column-major: ``(out, in)`` tensors
-    whose memory is laid out as ``(in, out)``, like GPT-2's Conv1D. Values are unchanged."""
-    import copy
-
-    import torch
-
-    model = copy.deepcopy(model)  # keeps a tied lm_head tied; relaying it twice is a no-op
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear | torch.nn.Embedding):
-                module.weight.data = module.weight.data.t().contiguous().t()
-    return model
 
 
 def best_of_interleaved(

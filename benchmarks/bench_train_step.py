@@ -189,8 +189,8 @@ def batches(config: GPTConfig, batch_size: int, count: int) -> list[tuple[torch.
 
 def time_steps(
     steps: dict[str, Callable], data: list[tuple[torch.Tensor, ...]], *, warmup: int
-) -> dict[str, float]:
-    """Median seconds per step of each entry, interleaved round by round."""
+) -> dict[str, list[float]]:
+    """Seconds of each timed step of each entry, interleaved round by round."""
     times: dict[str, list[float]] = {name: [] for name in steps}
     for round_index, (inputs, targets) in enumerate(data):
         for name, step in steps.items():
@@ -198,7 +198,7 @@ def time_steps(
             step(inputs, targets)
             if round_index >= warmup:
                 times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
 
 
 def bf16_loss_check(case: Case, steps: int) -> float:
@@ -217,6 +217,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="timed steps per model (default 6)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="cpu-tiny only")
+    parser.add_argument("--only", help="run only the cases whose name contains this")
     parser.add_argument("--bf16", action="store_true", help="also ours under bf16 autocast")
     args = parser.parse_args()
 
@@ -230,6 +231,8 @@ def main() -> None:
     print(f", bf16 {peak_bf16 / 1e9:.1f} GFLOP/s" if peak_bf16 else "")
 
     for case in cases(args.quick):
+        if args.only and args.only not in case.name:
+            continue
         config = case.config
         print(
             f"\n== {case.name}: {config.n_layer} layers, width {config.n_embd}, "
@@ -245,7 +248,8 @@ def main() -> None:
         if args.bf16:
             steps["ours bf16 autocast"] = make_step(build_ours(config), bf16=True)
         data = batches(config, case.batch_size, args.warmup + args.steps)
-        medians = time_steps(steps, data, warmup=args.warmup)
+        times = time_steps(steps, data, warmup=args.warmup)
+        medians = {name: statistics.median(values) for name, values in times.items()}
         flops = flops_per_step(config, case.batch_size)
         tokens = case.batch_size * config.context_length
         ours = medians["ours"]
@@ -257,8 +261,8 @@ def main() -> None:
                     f"   HF fp32 time / this: {medians.get('HF GPT2LMHeadModel', 0) / seconds:.2f}x"
                 )
             print(
-                f"  {name:<22} {seconds * 1e3:8.1f} ms/step {tokens / seconds:9.0f} tok/s "
-                f"MFU {flops / seconds / peak:5.1%}{ratio}"
+                f"  {name:<22} {seconds * 1e3:8.1f} ms/step (best {min(times[name]) * 1e3:8.1f}) "
+                f"{tokens / seconds:7.0f} tok/s MFU {flops / seconds / peak:5.1%}{ratio}"
             )
         if args.bf16:
             drift = bf16_loss_check(case, 8)

@@ -96,3 +96,50 @@ def test_python_dash_m_and_help_teach(tmp_path):
     help_text = " ".join(result.stdout.split())  # argparse wraps lines
     assert "--tokenizer" in help_text and "bpe:N" in help_text
     assert "(default python-docs)" in help_text
+
+
+def test_model_prints_the_published_parameter_counts(capsys):
+    assert main(["model", "--preset", "gpt2-small"]) == 0
+    out = capsys.readouterr().out
+    assert "163,009,536" in out and "124,412,160" in out
+    assert "bf16" in out and "fp32" in out
+
+
+@pytest.fixture
+def untrained_checkpoint(tmp_path, corpus_file, capsys):
+    tokenizer_dir, checkpoint = tmp_path / "tok", tmp_path / "ckpt"
+    train = ["train-tokenizer", "--corpus", str(corpus_file), "--vocab-size", "300"]
+    assert main([*train, "-o", str(tokenizer_dir)]) == 0
+    save = ["model", "--preset", "cpu-tiny", "--save", str(checkpoint)]
+    assert main([*save, "--tokenizer", str(tokenizer_dir)]) == 0
+    capsys.readouterr()
+    return checkpoint
+
+
+def test_generate_greedy_is_deterministic_and_streams_the_same(untrained_checkpoint, capsys):
+    args = ["generate", "--checkpoint", str(untrained_checkpoint), "--prompt", "The cat"]
+    assert main([*args, "--max-new-tokens", "8"]) == 0
+    first = capsys.readouterr().out
+    assert main([*args, "--max-new-tokens", "8", "--stream"]) == 0
+    streamed = capsys.readouterr().out
+    assert first == streamed
+    assert first.startswith("The cat") and len(first) > len("The cat\n")
+    sampled = [*args, "--max-new-tokens", "8", "--temperature", "1", "--top-k", "20"]
+    assert main([*sampled, "--seed", "3"]) == 0
+    assert main([*sampled, "--seed", "3"]) == 0
+    one, two = capsys.readouterr().out.splitlines()
+    assert one == two
+
+
+def test_attention_writes_a_heatmap(untrained_checkpoint, tmp_path, capsys):
+    output = tmp_path / "heat.png"
+    args = ["attention", "--checkpoint", str(untrained_checkpoint), "--prompt", "The cat sat"]
+    assert main([*args, "--layer", "1", "--head", "3", "-o", str(output)]) == 0
+    assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main([*args, "--layer", "2", "-o", str(output)]) == 2
+    assert "layer 2 is out of range" in capsys.readouterr().err
+
+
+def test_generate_without_a_checkpoint_folder_is_a_clear_error(tmp_path, capsys):
+    assert main(["generate", "--checkpoint", str(tmp_path / "none"), "--prompt", "x"]) == 2
+    assert "not a scratchllm checkpoint" in capsys.readouterr().err

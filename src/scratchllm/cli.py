@@ -145,7 +145,92 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder (default out/prepared/CORPUS)",
     )
     prepare.set_defaults(run=run_prepare)
+
+    _add_model_parser(commands)
+    _add_attention_parser(commands)
+    _add_generate_parser(commands)
     return parser
+
+
+def _add_model_parser(commands) -> None:
+    from scratchllm.config import PRESETS
+
+    model = commands.add_parser(
+        "model",
+        help="describe a model preset (parameters, memory); optionally save it untrained",
+        description="Print a preset's shape, parameter count (untied and with the output head "
+        "tied to the token embedding) and memory footprint. With --save, also write a randomly "
+        "initialised checkpoint that `generate` and `attention` accept.",
+    )
+    model.add_argument(
+        "--preset", default="gpt2-small", choices=list(PRESETS), help="default gpt2-small"
+    )
+    model.add_argument("--save", type=Path, metavar="DIR", help="write an untrained checkpoint")
+    model.add_argument(
+        "--tokenizer",
+        default="gpt2",
+        help="with --save: the tokenizer to store; its size sets vocab_size (default gpt2)",
+    )
+    model.add_argument("--seed", type=int, default=123, help="with --save: init seed (default 123)")
+    model.set_defaults(run=run_model)
+
+
+def _add_attention_parser(commands) -> None:
+    attention = commands.add_parser(
+        "attention",
+        help="draw one head's attention weights for a prompt as a heatmap",
+        description="Run a model on a prompt and draw the attention weights of one head of "
+        "one layer (tokens on both axes) to a PNG. Without --checkpoint it uses an untrained "
+        "cpu-tiny model with GPT-2's tokenizer (near-uniform causal weights).",
+    )
+    attention.add_argument("--prompt", required=True, help="the text to attend over")
+    attention.add_argument("--checkpoint", type=Path, help="a checkpoint folder")
+    attention.add_argument("--layer", type=int, default=0, help="layer, from 0 (default 0)")
+    attention.add_argument("--head", type=int, default=0, help="head, from 0 (default 0)")
+    attention.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("attention.png"),
+        help="PNG to write (default attention.png)",
+    )
+    attention.set_defaults(run=run_attention)
+
+
+def _add_generate_parser(commands) -> None:
+    from scratchllm.generate import SamplingConfig
+
+    defaults = SamplingConfig()
+    generate = commands.add_parser(
+        "generate",
+        help="continue a prompt with a model",
+        description="Generate text from a checkpoint, one token at a time over a KV cache. "
+        "Temperature 0 is greedy (deterministic); raise it and add --top-k/--top-p for variety.",
+    )
+    generate.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint folder")
+    generate.add_argument("--prompt", default="", help="text to continue (default: empty)")
+    generate.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=defaults.max_new_tokens,
+        help=f"at most this many tokens (default {defaults.max_new_tokens})",
+    )
+    generate.add_argument(
+        "--temperature",
+        type=float,
+        default=defaults.temperature,
+        help=f"0 = greedy (default {defaults.temperature})",
+    )
+    generate.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
+    generate.add_argument(
+        "--top-p", type=float, help="sample among the most likely tokens summing to p (nucleus)"
+    )
+    generate.add_argument("--seed", type=int, help="seed the sampler for reproducible output")
+    generate.add_argument(
+        "--stop", action="append", metavar="TEXT", help="stop before this text (repeatable)"
+    )
+    generate.add_argument("--stream", action="store_true", help="print tokens as they are produced")
+    generate.set_defaults(run=run_generate)
 
 
 def _add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
@@ -236,6 +321,68 @@ def run_prepare(args: argparse.Namespace) -> None:
             print(f"  [{index}] {tokenizer.decode(inputs.tolist())!r}")
 
 
+def run_model(args: argparse.Namespace) -> None:
+    from scratchllm.config import GPTConfig
+    from scratchllm.model.gpt import describe_model
+
+    print(describe_model(args.preset))
+    if args.save is not None:
+        tokenizer = _resolve_tokenizer(args.tokenizer, corpus=None)
+        config = GPTConfig.from_name(args.preset, vocab_size=tokenizer.vocab_size)
+        path = _save_untrained(config, tokenizer, args.save, seed=args.seed)
+        print(f"saved an untrained {args.preset} (vocab {config.vocab_size:,}) to {path}")
+
+
+def run_attention(args: argparse.Namespace) -> None:
+    from scratchllm.viz import attention_heatmap
+
+    if args.checkpoint is not None:
+        from scratchllm.weights.checkpoint import load_checkpoint
+
+        model, tokenizer = load_checkpoint(args.checkpoint)
+    else:
+        import torch
+
+        from scratchllm.config import GPTConfig
+        from scratchllm.model.gpt import GPT
+
+        tokenizer = _resolve_tokenizer("gpt2", corpus=None)
+        config = GPTConfig.from_name("cpu-tiny", vocab_size=tokenizer.vocab_size)
+        model = GPT(config, generator=torch.Generator().manual_seed(123))
+    path = attention_heatmap(
+        args.prompt,
+        tokenizer=tokenizer,
+        model=model,
+        layer=args.layer,
+        head=args.head,
+        output=args.output,
+    )
+    print(f"wrote {path}")
+
+
+def run_generate(args: argparse.Namespace) -> None:
+    from scratchllm.generate import SamplingConfig, generate_with_config
+    from scratchllm.weights.checkpoint import load_checkpoint
+
+    sampling = SamplingConfig(
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        stop_strings=tuple(args.stop or ()),
+    )
+    model, tokenizer = load_checkpoint(args.checkpoint)
+    pieces = generate_with_config(model, tokenizer, args.prompt, sampling)
+    if args.stream:
+        print(args.prompt, end="", flush=True)
+        for piece in pieces:
+            print(piece, end="", flush=True)
+        print()
+    else:
+        print(args.prompt + "".join(pieces))
+
+
 # ---- helpers -------------------------------------------------------------------------------
 
 
@@ -282,6 +429,16 @@ def _train_tokenizer(kind: str, corpus, *, vocab_size: int, pattern: str, specia
         pattern=pattern,
         show_progress=True,
     )
+
+
+def _save_untrained(config, tokenizer, directory: Path, *, seed: int) -> Path:
+    import torch
+
+    from scratchllm.model.gpt import GPT
+    from scratchllm.weights.checkpoint import save_checkpoint
+
+    model = GPT(config, generator=torch.Generator().manual_seed(seed))
+    return save_checkpoint(directory, model, tokenizer)
 
 
 def _read_text(path: Path) -> str:

@@ -44,3 +44,7 @@ class ConfigError(ScratchLLMError, ValueError):
 
     It is also a ``ValueError``, so library callers can catch it as the usual Python error.
     """
+
+
+class CheckpointError(ScratchLLMError):
+    """A checkpoint is missing, corrupt, or does not match its config or tokenizer."""

@@ -56,23 +56,24 @@ def as_tiktoken(tokenizer: BPETokenizer) -> tiktoken.Encoding:
 
 
 def test_gpt2_pattern_for_re_cuts_like_regex_on_every_code_point() -> None:
-    """GPT-2's pattern spelled for ``re`` must cut exactly as the original does in ``regex``."""
+    """GPT-2's pattern spelled for ``re`` must cut exactly as the original does in ``regex``
+    (on text below U+10000, the only text ``Gpt2Splitter`` gives it)."""
     fast = re.compile(gpt2_pattern_for_re())
     reference = regex.compile(GPT2_PATTERN)
-    # every BMP code point, and every 61st above (``re`` is slow on those: see Gpt2Splitter)
-    codes = [*range(0xD800), *range(0xE000, 0x10000), *range(0x10000, 0x110000, 61)]
-    for start in range(0, len(codes), 40_000):
+    codes = [*range(0xD800), *range(0xE000, 0x10000)]
+    for start in range(0, len(codes), 20_000):
         # each character after a letter, a space, itself, a digit, a newline, and before 's
-        characters = map(chr, codes[start : start + 40_000])
-        text = "".join(f"x{c} {c}{c}1{c}\n{c}'s!{c}" for c in characters)
+        characters = map(chr, codes[start : start + 20_000])
+        text = "".join(f"x{c} {c}{c}1{c}\n{c}'s!{c}  {c}" for c in characters)
         assert fast.findall(text) == reference.findall(text)
 
 
 @pytest.mark.parametrize(
     "text",
     [
-        "mostly ASCII (re path), with one astral letter 𝐀 in a line of about eighty chars\n",
-        "emoji 🙂🎉 dense 👍🏽🚀!! 🙂 (regex path)",
+        "ASCII only (re path)\n",
+        "Latin-1 and CJK, naïve 日本 (re path)",
+        "one astral letter 𝐀 and an emoji 🙂 (regex path)",
         "",
     ],
 )

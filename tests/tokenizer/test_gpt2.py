@@ -283,3 +283,22 @@ def test_saved_tiktoken_tokenizer_with_a_changed_ranks_file_is_refused(tmp_path,
     ranks.unlink()
     with pytest.raises(TokenizerError, match="ranks.tiktoken"):
         load_tokenizer(tmp_path)
+
+
+def test_same_vocabulary_same_fingerprint_in_both_implementations(
+    ours: BPETokenizer, tmp_path: Path
+) -> None:
+    from scratchllm.data.shards import read_tokens, write_tokens
+
+    tiktoken_gpt2 = TiktokenTokenizer.gpt2()
+
+    assert ours.fingerprint == tiktoken_gpt2.fingerprint
+    trained = BPETokenizer.train("a few words of text, a few words", 270)
+    assert trained.fingerprint != ours.fingerprint
+    # so a token file written through tiktoken reads back with our BPE
+    path = tmp_path / "tokens.bin"
+    ids = tiktoken_gpt2.encode_ordinary("the same ids either way")
+    write_tokens(
+        path, ids, vocab_size=tiktoken_gpt2.vocab_size, fingerprint=tiktoken_gpt2.fingerprint
+    )
+    assert read_tokens(path, expected_fingerprint=ours.fingerprint).tokens.tolist() == ids

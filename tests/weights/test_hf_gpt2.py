@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from scratchllm.config import GPTConfig
-from scratchllm.errors import ConfigError
+from scratchllm.errors import CheckpointError
 from scratchllm.model.gpt import GPT
 from scratchllm.weights.hf_gpt2 import (
     NAME_MAP,
@@ -107,7 +107,7 @@ def test_qkv_bias_free_model_exports_zero_biases_and_round_trips():
 
 def test_nonzero_qkv_biases_need_qkv_bias():
     hf = hf_model(tie_weights=True)
-    with pytest.raises(ConfigError, match="qkv_bias=True"):
+    with pytest.raises(CheckpointError, match="qkv_bias=True"):
         from_hf_state_dict(hf.state_dict(), our_config(tie_weights=True, qkv_bias=False))
 
 
@@ -129,31 +129,32 @@ def test_original_checkpoint_layout_unprefixed_with_mask_buffers_and_no_head():
     token_ids = torch.randint(0, VOCAB, (2, 9))
     with torch.no_grad():
         torch.testing.assert_close(ours(token_ids), hf(token_ids).logits, atol=1e-5, rtol=0)
-    with pytest.raises(ConfigError, match="tie_weights=True"):
+    with pytest.raises(CheckpointError, match="tie_weights=True"):
         from_hf_state_dict(original, our_config(tie_weights=False))
 
 
 def test_untied_head_into_a_tied_config_is_refused():
     hf = hf_model(tie_weights=False)
-    with pytest.raises(ConfigError, match="tie_weights=False"):
+    with pytest.raises(CheckpointError, match="tie_weights=False"):
         from_hf_state_dict(hf.state_dict(), our_config(tie_weights=True))
 
 
 def test_wrong_shapes_and_keys_are_named():
     hf_state = hf_model(tie_weights=False).state_dict()
     wider = our_config(tie_weights=False).replace(n_embd=64)
-    with pytest.raises(ConfigError, match="wrong shapes.*wte.weight"):
+    with pytest.raises(CheckpointError, match="wrong shapes.*wte.weight"):
         from_hf_state_dict(hf_state, wider)
     deeper = our_config(tie_weights=False).replace(n_layer=3)
-    with pytest.raises(ConfigError, match=r"missing \[h\.2\."):
+    with pytest.raises(CheckpointError, match=r"missing \[h\.2\."):
         from_hf_state_dict(hf_state, deeper)
     shallower = our_config(tie_weights=False).replace(n_layer=1)
-    with pytest.raises(ConfigError, match=r"unexpected keys \[transformer\.h\.1\."):
+    with pytest.raises(CheckpointError, match=r"unexpected keys \[transformer\.h\.1\."):
         from_hf_state_dict(hf_state, shallower)
     ours = GPT(our_config(tie_weights=False)).state_dict()
     del ours["ln_f.bias"]
     ours["extra.weight"] = torch.zeros(1)
-    with pytest.raises(ConfigError, match=r"missing \[ln_f\.bias\].*unexpected \[extra\.weight\]"):
+    expected = r"missing \[ln_f\.bias\].*unexpected \[extra\.weight\]"
+    with pytest.raises(CheckpointError, match=expected):
         to_hf_state_dict(ours, our_config(tie_weights=False))
 
 

@@ -1,5 +1,40 @@
-"""The model: input embeddings (and, in later stages, attention and the GPT)."""
+"""The model: embeddings, the attention progression, production attention, and the GPT.
 
+- ``embeddings.py``: token + positional embeddings (the teaching module for that step)
+- ``attention_steps.py``: simplified -> trainable -> causal -> multi-head attention
+- ``attention.py``: the production causal self-attention (fused QKV, SDPA fast path)
+- ``gpt.py``: LayerNorm, GELU, MLP, Block, GPT — with GPT-2's parameter names
+- ``kv_cache.py``: the preallocated key/value cache used by generation
+"""
+
+from scratchllm.model.attention import CausalSelfAttention
+from scratchllm.model.attention_steps import (
+    CausalAttention,
+    MultiHeadAttention,
+    MultiHeadAttentionWrapper,
+    SelfAttentionV1,
+    SelfAttentionV2,
+    causal_mask,
+)
 from scratchllm.model.embeddings import InputEmbeddings
+from scratchllm.model.gpt import GELU, GPT, MLP, Block, LayerNorm, describe_model, num_parameters
+from scratchllm.model.kv_cache import KVCache
 
-__all__ = ["InputEmbeddings"]
+__all__ = [
+    "GELU",
+    "GPT",
+    "MLP",
+    "Block",
+    "CausalAttention",
+    "CausalSelfAttention",
+    "InputEmbeddings",
+    "KVCache",
+    "LayerNorm",
+    "MultiHeadAttention",
+    "MultiHeadAttentionWrapper",
+    "SelfAttentionV1",
+    "SelfAttentionV2",
+    "causal_mask",
+    "describe_model",
+    "num_parameters",
+]

@@ -164,6 +164,7 @@ class GPT(nn.Module):
             self.ln_f = LayerNorm(config.n_embd, eps=config.layer_norm_eps)
             self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.to_empty(device="cpu")
+        _store_linear_weights_input_major(self)
         if config.tie_weights:  # after to_empty, which would give the two their own storage
             self.lm_head.weight = self.wte.weight
         self.reset_parameters(generator=generator)
@@ -266,6 +267,21 @@ class GPT(nn.Module):
             )
             for _ in range(config.n_layer)
         ]
+
+
+def _store_linear_weights_input_major(model: nn.Module) -> None:
+    """Lay every ``nn.Linear`` weight out in memory as ``(in, out)``, keeping its ``(out, in)``
+    shape, values and name.
+
+    That is the memory order of GPT-2's ``Conv1D``. Decoding one token at a time is a chain of
+    matrix-vector products bound by reading the weights, and on CPU MKL streams ``x @ W`` over
+    this order about 20% faster than over ``nn.Linear``'s default (benchmarks/bench_generate.py).
+    ``load_state_dict`` and optimizer updates copy into the tensors in place, so the order
+    survives them; checkpoints save ``.contiguous()`` copies.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            module.weight.data = module.weight.data.t().contiguous().t()
 
 
 # ---- sizes as pure functions of the config ---------------------------------------------------

@@ -16,11 +16,12 @@ offers the same surface:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Set
+from collections.abc import Collection, Iterable, Mapping, Set
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -108,7 +109,7 @@ class Tokenizer(ABC):
             set(specials) - allowed if disallowed_special == "all" else set(disallowed_special)
         )
         if disallowed:
-            match = _special_regex(frozenset(disallowed)).search(text)
+            match = special_token_regex(frozenset(disallowed)).search(text)
             if match:
                 raise DisallowedSpecialTokenError(
                     f"the text contains the special token {match.group()!r} at character "
@@ -119,7 +120,7 @@ class Tokenizer(ABC):
             return self.encode_ordinary(text)
         ids: list[int] = []
         start = 0
-        for match in _special_regex(frozenset(allowed)).finditer(text):
+        for match in special_token_regex(frozenset(allowed)).finditer(text):
             ids.extend(self.encode_ordinary(text[start : match.start()]))
             ids.append(specials[match.group()])
             start = match.end()
@@ -128,9 +129,13 @@ class Tokenizer(ABC):
 
     @property
     def fingerprint(self) -> str:
-        """A 16-hex-digit hash of the saved form: equal fingerprints mean equal ids."""
+        """A 16-hex-digit hash of what decides the ids: equal fingerprints mean equal ids."""
+        return hashlib.sha256(self.fingerprint_source()).hexdigest()[:16]
+
+    def fingerprint_source(self) -> bytes:
+        """The bytes ``fingerprint`` hashes: by default the saved form (``to_dict``)."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+        return canonical.encode("utf-8")
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``tokenizer.json`` (and any side files) into ``directory``; returns the file."""
@@ -148,8 +153,22 @@ class Tokenizer(ABC):
         return f"{self.type_name} tokenizer, vocab {self.vocab_size:,}, special tokens {specials}"
 
 
+def ranks_fingerprint_source(
+    pattern: str, ranks: Mapping[bytes, int], special_tokens: Mapping[str, int]
+) -> bytes:
+    """What decides a byte-level BPE's ids, as bytes: the pattern, the ranks, the specials.
+
+    Shared by ``BPETokenizer`` and ``TiktokenTokenizer``, so the same vocabulary has the same
+    fingerprint in both, and token files made with one read with the other.
+    """
+    parts = [pattern.encode("utf-8"), json.dumps(sorted(special_tokens.items())).encode("utf-8")]
+    for token, rank in sorted(ranks.items(), key=lambda item: item[1]):
+        parts.append(b"%d:%s" % (rank, base64.b64encode(token)))
+    return b"\n".join(parts)
+
+
 @lru_cache(maxsize=64)
-def _special_regex(tokens: frozenset[str]) -> regex.Pattern[str]:
+def special_token_regex(tokens: frozenset[str]) -> regex.Pattern[str]:
     """One compiled alternation of ``tokens``, longest first so a prefix never shadows."""
     alternatives = sorted(tokens, key=len, reverse=True)
     return regex.compile("|".join(regex.escape(token) for token in alternatives))

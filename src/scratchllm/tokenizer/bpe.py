@@ -48,7 +48,12 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from scratchllm.errors import TokenizerError
-from scratchllm.tokenizer.base import ENDOFTEXT, Tokenizer, _special_regex
+from scratchllm.tokenizer.base import (
+    ENDOFTEXT,
+    Tokenizer,
+    ranks_fingerprint_source,
+    special_token_regex,
+)
 from scratchllm.tokenizer.patterns import (
     Splitter,
     compile_pattern,
@@ -163,7 +168,7 @@ def count_chunks(
     Counter({b'the': 2, b' cat': 1})
     """
     specials = frozenset(special_tokens)
-    splitter = _special_regex(specials) if specials else None
+    splitter = special_token_regex(specials) if specials else None
     counts: Counter[str] = Counter()
     for document in tqdm(documents, desc="pre-tokenising", unit="doc", disable=not show_progress):
         for piece in splitter.split(document) if splitter else (document,):
@@ -477,6 +482,9 @@ class BPETokenizer(Tokenizer):
             "tokens_format": _TOKENS_HELP,
             "tokens": list(self._spelled_tokens),
         }
+
+    def fingerprint_source(self) -> bytes:
+        return ranks_fingerprint_source(self.pattern, self._ranks, self._specials)
 
     def _spell_token(self, token: bytes) -> str:
         """``token`` in GPT-2's alphabet, as "A B" when it is the merge of two earlier tokens."""

@@ -33,7 +33,7 @@ import tiktoken
 
 from scratchllm.errors import TokenizerError
 from scratchllm.io import atomic_write_bytes
-from scratchllm.tokenizer.base import ENDOFTEXT, Tokenizer
+from scratchllm.tokenizer.base import ENDOFTEXT, Tokenizer, ranks_fingerprint_source
 from scratchllm.tokenizer.bpe import BPETokenizer
 from scratchllm.tokenizer.patterns import GPT2_PATTERN, unspell_bytes
 
@@ -262,15 +262,23 @@ class TiktokenTokenizer(Tokenizer):
 
     # ---- saving --------------------------------------------------------------------------------
 
+    def _mergeable_ranks(self) -> dict[bytes, int]:
+        special_ids = set(self._specials.values())
+        return {
+            self.encoding.decode_single_token_bytes(id_): id_
+            for id_ in range(self.encoding.max_token_value + 1)
+            if id_ not in special_ids
+        }
+
     def _ranks_file_bytes(self) -> bytes:
         if self._ranks_file is None:
-            special_ids = set(self._specials.values())
-            ranks = {}
-            for id_ in range(self.encoding.max_token_value + 1):
-                if id_ not in special_ids:
-                    ranks[self.encoding.decode_single_token_bytes(id_)] = id_
-            self._ranks_file = _tiktoken_file_bytes(ranks)
+            self._ranks_file = _tiktoken_file_bytes(self._mergeable_ranks())
         return self._ranks_file
+
+    def fingerprint_source(self) -> bytes:
+        # tiktoken has no public accessor for the pattern; _pat_str is what it pickles
+        pattern = self.encoding._pat_str
+        return ranks_fingerprint_source(pattern, self._mergeable_ranks(), self._specials)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -14,11 +14,12 @@ Two conventions that every GPT-2-style tokenizer shares, and that both our ``BPE
    ['Hello', ' world', "'s", ' ', ' 123', '!!']
 
    Speed: cutting text is about half the cost of encoding in pure Python, and the standard
-   library's ``re`` runs GPT-2's pattern about 1.5x faster than ``regex`` on most text, but it
-   has no ``\\p{L}``. So for GPT-2's pattern ``compile_pattern`` returns a ``Gpt2Splitter``,
-   which uses the same expression spelled for ``re``, each property replaced by the explicit
-   character ranges that ``regex`` itself assigns to it (``gpt2_pattern_for_re``); the tests
-   check that both cut every code point alike. Other patterns use ``regex``.
+   library's ``re`` runs GPT-2's pattern about 1.5x faster than ``regex``, but it has no
+   ``\\p{L}``. So for GPT-2's pattern ``compile_pattern`` returns a ``Gpt2Splitter``, which
+   uses the same expression spelled for ``re``, each property replaced by the explicit
+   character ranges that ``regex`` itself assigns to it (``gpt2_pattern_for_re``), whenever
+   the text has no character above U+FFFF; the tests check both cut every code point alike.
+   Other patterns use ``regex``.
 
 2. **A printable spelling of bytes.** GPT-2's ``encoder.json`` and ``vocab.bpe`` are text files,
    yet tokens are arbitrary bytes. ``bytes_to_unicode()`` maps every byte to one printable
@@ -95,21 +96,15 @@ def compile_pattern(pattern: str) -> Splitter:
 
 CodeRanges = list[tuple[int, int]]
 
-#: the code points above U+FFFF: emoji, historic scripts, mathematical letters...
-_ASTRAL = "\U00010000-\U0010ffff"
-
 
 class Gpt2Splitter:
-    """GPT-2's pattern, compiled for both ``re`` (fast on most text) and ``regex``.
+    """GPT-2's pattern, compiled for ``re`` (fast) and for ``regex`` (complete).
 
-    ``findall`` gives exactly ``regex.compile(GPT2_PATTERN).findall``. It runs the ``re``
-    spelling (``gpt2_pattern_for_re``), about 1.5x faster, unless more than one character in
-    ``ASTRAL_SHARE`` is above U+FFFF: ``re`` checks those one range at a time, so on
-    emoji-dense text ``regex`` is the faster of the two.
+    ``findall`` gives exactly ``regex.compile(GPT2_PATTERN).findall``. On text without
+    characters above U+FFFF (nearly all text but emoji and a few rare scripts) it runs
+    ``gpt2_pattern_for_re``, about 1.5x faster; otherwise the original with ``regex``.
     """
 
-    #: the share of astral characters above which ``regex`` is faster (measured: about 1/40)
-    ASTRAL_SHARE = 50
     pattern = GPT2_PATTERN
 
     def __init__(self) -> None:
@@ -118,12 +113,18 @@ class Gpt2Splitter:
 
     def findall(self, text: str) -> list[str]:
         """The chunks of ``text``, in order."""
-        if not text.isascii():  # isascii is O(1) in CPython
-            # each astral character takes two UTF-16 units, every other character one
-            astral = len(text.encode("utf-16-le", "surrogatepass")) // 2 - len(text)
-            if astral * self.ASTRAL_SHARE > len(text):
-                return self._regex.findall(text)
-        return self._re.findall(text)
+        if text.isascii() or not _has_astral(text):  # isascii is O(1) in CPython
+            return self._re.findall(text)
+        return self._regex.findall(text)
+
+
+def _has_astral(text: str) -> bool:
+    """Whether ``text`` holds a character above U+FFFF (UTF-16 spends two units on those).
+
+    >>> _has_astral("café"), _has_astral("ok 🙂")
+    (False, True)
+    """
+    return len(text.encode("utf-16-le", "surrogatepass")) > 2 * len(text)
 
 
 #: what ``compile_pattern`` returns: either way, ``findall(text)`` gives the chunks
@@ -132,33 +133,23 @@ Splitter = Gpt2Splitter | regex.Pattern[str]
 
 @lru_cache(maxsize=1)
 def gpt2_pattern_for_re() -> str:
-    """``GPT2_PATTERN`` for the standard ``re`` module: the same chunks, found faster.
+    """``GPT2_PATTERN`` for the standard ``re`` module, for text without astral characters.
 
-    ``\\p{L}``, ``\\p{N}`` and ``\\s`` become explicit ranges taken from ``regex``'s own Unicode
-    tables (built once per process, in about 0.1 s). ``re`` tests a character against the
-    ranges below U+10000 with one table lookup but against those above one range at a time, so
-    the astral ranges sit in their own branch, entered only after a one-range check.
+    ``\\p{L}``, ``\\p{N}`` and ``\\s`` become the explicit ranges below U+10000 that ``regex``'s
+    own Unicode tables give them (built once per process, in a few hundredths of a second).
+    Characters above U+FFFF would all count as "other" here, so ``Gpt2Splitter`` sends text
+    holding any to ``regex`` (handling them in ``re`` is possible, but slows every chunk).
     """
     # the surrogates (U+D800-U+DFFF) are not characters and are left out
     bmp = (range(0xD800), range(0xE000, 0x10000))
-    astral = (range(0x10000, 0x110000),)
-    properties = (r"\p{L}", r"\p{N}", r"\s")
-    letter, number, space = map(_class_body, _ranges(properties, bmp))
-    astral_letter, astral_number, astral_space = map(_class_body, _ranges(properties, astral))
-    assert not astral_space, "Unicode has no whitespace above U+FFFF"
-    letters = f"(?:[{letter}]++|(?=[{_ASTRAL}])[{astral_letter}])++"
-    numbers = f"(?:[{number}]++|(?=[{_ASTRAL}])[{astral_number}])++"
-    others = (
-        f"(?:[^{space}{letter}{number}{_ASTRAL}]++"
-        f"|(?=[{_ASTRAL}])[^{astral_letter}{astral_number}])++"
-    )
+    letter, number, space = map(_class_body, _ranges((r"\p{L}", r"\p{N}", r"\s"), bmp))
     # the alternatives of GPT2_PATTERN, in its order
     return "|".join(
         [
             "'(?:[sdmt]|ll|ve|re)",
-            f" ?{letters}",
-            f" ?{numbers}",
-            f" ?{others}",
+            f" ?[{letter}]++",
+            f" ?[{number}]++",
+            f" ?[^{space}{letter}{number}]++",
             f"[{space}]++$",
             f"[{space}]+(?![^{space}])",
             f"[{space}]",

@@ -17,7 +17,7 @@ Two formats meet here:
 Every Hugging Face ``c_attn`` has a bias; a model built with ``qkv_bias=False`` exports zeros
 there and refuses to import non-zero ones. Keys and shapes are checked strictly against the
 config (``scratchllm.model.gpt.parameter_shapes``): any missing, unexpected or misshapen entry
-is an error that lists them.
+is a ``CheckpointError`` that lists them.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import torch
 
 from scratchllm.config import GPTConfig
-from scratchllm.errors import ConfigError
+from scratchllm.errors import CheckpointError
 from scratchllm.model.gpt import parameter_shapes
 
 HF_PREFIX = "transformer."
@@ -114,7 +114,7 @@ def from_hf_state_dict(
     hf = {key: value for key, value in hf_state.items() if not key.endswith(IGNORED_SUFFIXES)}
     if "lm_head.weight" not in hf:
         if not config.tie_weights:
-            raise ConfigError(
+            raise CheckpointError(
                 "these weights have no lm_head.weight (the output head is tied to wte): load "
                 "them with tie_weights=True"
             )
@@ -122,7 +122,7 @@ def from_hf_state_dict(
     theirs_to_ours = {theirs: ours for ours, theirs in names.items()}
     unexpected = sorted(set(hf) - set(theirs_to_ours))
     if unexpected:
-        raise ConfigError(
+        raise CheckpointError(
             f"these are not GPT-2 weights for a {config.n_layer}-layer model: unexpected keys "
             f"{_short(unexpected)}"
         )
@@ -135,7 +135,7 @@ def from_hf_state_dict(
         _drop_zero_qkv_biases(ours, config)
     _check_keys_and_shapes(ours, parameter_shapes(config), what="the GPT-2 weights", config=config)
     if config.tie_weights and not torch.equal(ours["lm_head.weight"], ours["wte.weight"]):
-        raise ConfigError(
+        raise CheckpointError(
             "these weights have an output head that differs from wte: load them with "
             "tie_weights=False"
         )
@@ -150,7 +150,7 @@ def _drop_zero_qkv_biases(ours: dict[str, torch.Tensor], config: GPTConfig) -> N
     for index in range(config.n_layer):
         bias = ours.pop(_QKV_BIAS.format(index), None)
         if bias is not None and bool(bias.any()):
-            raise ConfigError(
+            raise CheckpointError(
                 f"these weights have non-zero query/key/value biases (layer {index}): load them "
                 f"with qkv_bias=True (OpenAI's GPT-2 checkpoints need it)"
             )
@@ -166,7 +166,7 @@ def _check_keys_and_shapes(
     missing = sorted(name for name in expected if state.get(name) is None)
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise ConfigError(
+        raise CheckpointError(
             f"{what} do not match the config ({config.n_layer} layers, qkv_bias="
             f"{config.qkv_bias}, tie_weights={config.tie_weights}): missing {_short(missing)}, "
             f"unexpected {_short(unexpected)}"
@@ -177,7 +177,7 @@ def _check_keys_and_shapes(
         if tuple(state[name].shape) != shape
     ]
     if wrong:
-        raise ConfigError(
+        raise CheckpointError(
             f"{what} do not match the config (n_embd {config.n_embd}, vocab_size "
             f"{config.vocab_size}, context_length {config.context_length}): wrong shapes, "
             f"in nn.Linear's (out, in) layout, {_short(wrong)}"
