@@ -166,6 +166,9 @@ class GPT(nn.Module):
         self.to_empty(device="cpu")
         _store_linear_weights_input_major(self)
         if config.tie_weights:  # after to_empty, which would give the two their own storage
+            # the head's layout matters more than the embedding lookup's: it is the largest
+            # matrix-vector product of every decode step
+            self.wte.weight.data = self.wte.weight.data.t().contiguous().t()
             self.lm_head.weight = self.wte.weight
         self.reset_parameters(generator=generator)
 
