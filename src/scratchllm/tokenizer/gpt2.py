@@ -11,11 +11,10 @@ each other by the tests):
 Both give the same ranks; ``<|endoftext|>`` is id 50256 and the pre-tokenisation is GPT-2's
 pattern. ``load_gpt2_tiktoken`` / ``load_gpt2_bpe`` return our own ``BPETokenizer`` (useful to
 read and to test); ``TiktokenTokenizer.gpt2()`` returns the same tokenizer running in tiktoken's
-Rust core, the fast path for real data:
+Rust core, the fast path for real data::
 
->>> tok = TiktokenTokenizer.gpt2()                                     # doctest: +SKIP
->>> tok.encode("Hello, world")                                          # doctest: +SKIP
-[15496, 11, 995]
+    tok = TiktokenTokenizer.gpt2()
+    tok.encode("Hello, world")          # [15496, 11, 995]
 """
 
 from __future__ import annotations
