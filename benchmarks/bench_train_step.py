@@ -2,7 +2,11 @@
 
 One step is forward + cross-entropy + backward + AdamW, fp32, on the CPU with a fixed thread
 count (default 2). The three models get the same shape (qkv_bias=True and an untied head, the
-layout every peer can express), the same random batches and the same optimiser; steps are
+layout every peer can express) and the same random batches; each trains with the AdamW its own
+training code uses: ours ``scratchllm.train.optim.build_optimizer`` (what ``scratchllm train``
+runs: fused AdamW, no decay on biases and norms), HF the fused AdamW that its ``Trainer`` picks by
+default on torch >= 2.8 (``optim="adamw_torch_fused"``), and the walkthrough's reference the
+plain ``torch.optim.AdamW(model.parameters(), ...)`` of its training script. Steps are
 interleaved (ours, HF, reference, ours, ...) so that load from other processes hits all alike,
 and each reports its median step time. Ratios are "peer time / our time": above 1.0 we are
 faster.
@@ -158,11 +162,23 @@ PEERS: dict[str, Callable[[GPTConfig], torch.nn.Module]] = {
     "llms-from-scratch": build_reference,
 }
 
+LR, WEIGHT_DECAY = 3e-4, 0.1
+
+
+def make_optimizer(name: str, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """The AdamW each implementation's own training code builds (module docstring)."""
+    if name.startswith("ours"):
+        from scratchllm.train.optim import build_optimizer
+
+        return build_optimizer(model, lr=LR, weight_decay=WEIGHT_DECAY)
+    fused = name.startswith("HF")  # transformers' Trainer default: adamw_torch_fused
+    return torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY, fused=fused)
+
 
 def make_step(
-    model: torch.nn.Module, *, bf16: bool = False
+    model: torch.nn.Module, *, name: str = "ours", bf16: bool = False
 ) -> Callable[[torch.Tensor, torch.Tensor], float]:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
+    optimizer = make_optimizer(name, model)
     model.train()
 
     def step(inputs: torch.Tensor, targets: torch.Tensor) -> float:
@@ -237,12 +253,12 @@ def main() -> None:
         print(
             f"\n== {case.name}: {config.n_layer} layers, width {config.n_embd}, "
             f"ctx {config.context_length}, batch {case.batch_size}, vocab {config.vocab_size}, "
-            f"fp32, AdamW =="
+            f"fp32, each with its own AdamW =="
         )
         steps: dict[str, Callable] = {}
         for name, build in PEERS.items():
             try:
-                steps[name] = make_step(build(config))
+                steps[name] = make_step(build(config), name=name)
             except ImportError as error:
                 print(f"  {name}: skipped ({error})")
         if args.bf16:

@@ -16,6 +16,7 @@ from pathlib import Path
 from scratchllm.errors import ScratchLLMError
 
 DEFAULT_OUT = Path("out")
+DEFAULT_RUNS = DEFAULT_OUT / "runs"  # TrainConfig.out_dir's default
 DEFAULT_BPE_VOCAB = 4096
 
 TOKENIZER_SPEC_HELP = (
@@ -32,8 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    status = 0
     try:
-        args.run(args)
+        status = args.run(args)
     except ScratchLLMError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -42,16 +44,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. `scratchllm tokenize ... | head`
         sys.stderr.close()
-    return 0
+    return status or 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scratchllm",
-        description="A GPT-2 style LLM built from scratch. Pipeline so far: "
-        "corpus -> tokenizer -> token files -> sliding windows -> embeddings.",
-        epilog="Start with `scratchllm prepare` (no arguments): it trains a BPE tokenizer on "
-        "the embedded python-docs corpus and writes train/val token files under out/.",
+        description="A GPT-2 style LLM built from scratch: corpus -> tokenizer -> token files "
+        "-> sliding windows -> GPT -> pretraining -> generation.",
+        epilog="Start with `scratchllm train` (no arguments): it trains a BPE tokenizer and a "
+        "small GPT on the embedded python-docs corpus under out/runs/; then `scratchllm "
+        "generate --prompt ...` continues text with the model it trained.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -129,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         "possible (default 0.1)",
     )
     prepare.add_argument(
+        "--split",
+        choices=("auto", "characters"),
+        default="auto",
+        help="'auto': at a document boundary, else inside the token stream; 'characters': cut "
+        "the text at (1 - val-fraction) of its characters, as the walkthrough does (default auto)",
+    )
+    prepare.add_argument(
         "--show-windows",
         type=int,
         default=3,
@@ -149,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_parser(commands)
     _add_attention_parser(commands)
     _add_generate_parser(commands)
+    _add_train_parser(commands)
+    _add_eval_parser(commands)
     return parser
 
 
@@ -184,7 +196,9 @@ def _add_attention_parser(commands) -> None:
         "cpu-tiny model with GPT-2's tokenizer (near-uniform causal weights).",
     )
     attention.add_argument("--prompt", required=True, help="the text to attend over")
-    attention.add_argument("--checkpoint", type=Path, help="a checkpoint folder")
+    attention.add_argument(
+        "--checkpoint", type=Path, help="a checkpoint folder, or a run folder (its latest)"
+    )
     attention.add_argument("--layer", type=int, default=0, help="layer, from 0 (default 0)")
     attention.add_argument("--head", type=int, default=0, help="head, from 0 (default 0)")
     attention.add_argument(
@@ -207,7 +221,12 @@ def _add_generate_parser(commands) -> None:
         description="Generate text from a checkpoint, one token at a time over a KV cache. "
         "Temperature 0 is greedy (deterministic); raise it and add --top-k/--top-p for variety.",
     )
-    generate.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint folder")
+    generate.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="a checkpoint folder, or a run folder for its latest checkpoint (default: the "
+        f"latest checkpoint of the latest run under {DEFAULT_RUNS})",
+    )
     generate.add_argument("--prompt", default="", help="text to continue (default: empty)")
     generate.add_argument(
         "--max-new-tokens",
@@ -308,7 +327,7 @@ def run_prepare(args: argparse.Namespace) -> None:
     corpus = _load_corpus(args)
     tokenizer = _resolve_tokenizer(args.tokenizer, corpus=corpus)
     output = args.output or DEFAULT_OUT / "prepared" / _slug(corpus.name)
-    report = prepare(corpus, tokenizer, output, val_fraction=args.val_fraction)
+    report = prepare(corpus, tokenizer, output, val_fraction=args.val_fraction, split=args.split)
     print(report.summary())
     if args.show_windows > 0:
         from scratchllm.data.shards import read_tokens
@@ -339,7 +358,7 @@ def run_attention(args: argparse.Namespace) -> None:
     if args.checkpoint is not None:
         from scratchllm.weights.checkpoint import load_checkpoint
 
-        model, tokenizer = load_checkpoint(args.checkpoint)
+        model, tokenizer = load_checkpoint(_checkpoint_path(args.checkpoint))
     else:
         import torch
 
@@ -372,7 +391,7 @@ def run_generate(args: argparse.Namespace) -> None:
         seed=args.seed,
         stop_strings=tuple(args.stop or ()),
     )
-    model, tokenizer = load_checkpoint(args.checkpoint)
+    model, tokenizer = load_checkpoint(_checkpoint_path(args.checkpoint))
     pieces = generate_with_config(model, tokenizer, args.prompt, sampling)
     if args.stream:
         print(args.prompt, end="", flush=True)
@@ -394,25 +413,9 @@ def _load_corpus(args: argparse.Namespace):
 
 def _resolve_tokenizer(spec: str, *, corpus):
     """Turn a --tokenizer spec into a tokenizer, training one on ``corpus`` if asked."""
-    from scratchllm.tokenizer import get_tokenizer
+    from scratchllm.train.data import resolve_tokenizer
 
-    kind, _, argument = spec.partition(":")
-    if kind == "gpt2" and argument:
-        return get_tokenizer("gpt2", path=argument)
-    if kind in ("bpe", "simple") and not Path(spec).exists():
-        if corpus is None:
-            raise ScratchLLMError(
-                f"--tokenizer {spec} trains a tokenizer on a corpus, which this command does not "
-                f"take; train one with `scratchllm train-tokenizer` and pass its folder"
-            )
-        vocab_size = DEFAULT_BPE_VOCAB
-        if argument:
-            try:
-                vocab_size = int(argument)
-            except ValueError:
-                raise ScratchLLMError(f"--tokenizer {spec}: {argument!r} is not a number") from None
-        return _train_tokenizer(kind, corpus, vocab_size=vocab_size, pattern="gpt2", special=None)
-    return get_tokenizer(spec)
+    return resolve_tokenizer(spec, corpus=corpus, log=print)
 
 
 def _train_tokenizer(kind: str, corpus, *, vocab_size: int, pattern: str, special):
@@ -452,3 +455,215 @@ def _read_text(path: Path) -> str:
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name).name) or "corpus"
+
+
+# ---- training and evaluation -----------------------------------------------------------------
+
+_MODEL_FLAG_HELP = {
+    "context_length": "longest sequence the model sees (its positional table)",
+    "n_embd": "width of every token vector",
+    "n_head": "attention heads per layer",
+    "n_layer": "transformer blocks",
+    "dropout": "dropout rate (embeddings, attention, residual branches)",
+    "qkv_bias": "a bias on the query/key/value projection",
+    "tie_weights": "share the token embedding with the output head",
+    "layer_norm_eps": "LayerNorm epsilon",
+}
+_OVERRIDE_PREFIX = "override_"
+
+
+def _add_train_parser(commands) -> None:
+    import dataclasses
+
+    from scratchllm.config import PRESETS, GPTConfig, TrainConfig
+
+    train = commands.add_parser(
+        "train",
+        help="pretrain a GPT (no arguments: a small model on python-docs, ~10 CPU minutes)",
+        description="Pretrain a GPT on a corpus: AdamW, warmup + cosine schedule, gradient "
+        "clipping and accumulation, evaluation with samples, metrics.jsonl, loss.png and "
+        "checkpoints under out/runs/NAME/. Settings come from the defaults, then --config "
+        "FILE.toml, then these flags. Ctrl-C (or SIGTERM) saves a checkpoint and stops; "
+        "--resume continues the run exactly. Data-parallel: torchrun --nproc_per_node N -m "
+        "scratchllm train ... (each process reads its own share of every batch).",
+    )
+    train.add_argument(
+        "--config", type=Path, metavar="FILE", help="a TOML run config (see configs/)"
+    )
+    train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its last checkpoint: same data, model, "
+        "optimizer state, data order and random state, so the losses are those of an "
+        "uninterrupted run. Flags may only change how long it runs and how it reports. "
+        "(To start a NEW run from a model's weights, use --init-from.)",
+    )
+    train.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (evaluations still print)"
+    )
+    defaults = TrainConfig()
+    options = train.add_argument_group("run options (TrainConfig fields)")
+    for field in dataclasses.fields(TrainConfig):
+        if field.name == "model_overrides":
+            continue
+        default = getattr(defaults, field.name)
+        flag = "--" + field.name.replace("_", "-")
+        help_text = field.metadata["help"]
+        if "default" not in help_text:
+            help_text += f" (default {default!r})"
+        if field.name == "model":
+            help_text += f"; presets: {', '.join(PRESETS)}"
+        if field.name == "init_from":
+            help_text += (
+                ". A new run: fresh optimizer, step 0, its own schedule (unlike --resume); "
+                "the checkpoint's tokenizer is used and its shape fixes the model"
+            )
+        if isinstance(default, bool):
+            options.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                help=help_text,
+            )  # fmt: skip
+        else:
+            options.add_argument(
+                flag, type=type(default), default=argparse.SUPPRESS, help=help_text,
+                metavar={int: "N", float: "X"}.get(type(default), "TEXT"),
+            )  # fmt: skip
+    model = train.add_argument_group(
+        "model overrides (replace the preset's value; without a [model] table in --config, "
+        f"the run starts from {defaults.model_overrides})"
+    )
+    for field in dataclasses.fields(GPTConfig):
+        if field.name == "vocab_size":
+            continue  # the tokenizer's
+        flag = "--" + field.name.replace("_", "-")
+        dest = _OVERRIDE_PREFIX + field.name
+        help_text = _MODEL_FLAG_HELP.get(field.name, field.name)
+        if field.type == "bool":
+            model.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                dest=dest, help=help_text,
+            )  # fmt: skip
+        else:
+            kind = float if field.type == "float" else int
+            model.add_argument(
+                flag, type=kind, default=argparse.SUPPRESS, dest=dest, help=help_text,
+                metavar="N" if kind is int else "X",
+            )  # fmt: skip
+    train.set_defaults(run=run_train)
+
+
+def _add_eval_parser(commands) -> None:
+    evaluate = commands.add_parser(
+        "eval",
+        help="loss, perplexity and bits per byte of a model on a text",
+        description="Score every token of a held-out text with a checkpoint: the mean loss "
+        "(nats per token), perplexity, and bits per byte, which compares models with "
+        "different tokenizers.",
+    )
+    evaluate.add_argument(
+        "--checkpoint",
+        type=Path,
+        help=f"a checkpoint or run folder (default: the latest run under {DEFAULT_RUNS})",
+    )
+    _add_corpus_arguments(evaluate)
+    evaluate.add_argument(
+        "--batch-size", type=int, default=8, help="windows per forward pass (default 8)"
+    )
+    evaluate.add_argument(
+        "--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda:N or mps"
+    )
+    evaluate.add_argument("--json", action="store_true", help="machine-readable output")
+    evaluate.set_defaults(run=run_eval)
+
+
+def _train_config(args: argparse.Namespace):
+    """Defaults < --config file (or the resumed run's train.toml) < flags."""
+    from scratchllm.config import TrainConfig, train_field_names
+    from scratchllm.train.run_dir import RUN_CONFIG_FILE
+
+    if args.resume is not None:
+        if args.config is not None:
+            raise ScratchLLMError("--resume reads the run's own train.toml; drop --config")
+        if not (args.resume / RUN_CONFIG_FILE).is_file():
+            raise ScratchLLMError(
+                f"{args.resume} is not a training run folder (no {RUN_CONFIG_FILE})"
+            )
+        base = TrainConfig.from_toml(args.resume / RUN_CONFIG_FILE)
+    elif args.config is not None:
+        base = TrainConfig.from_toml(args.config)
+    else:
+        base = TrainConfig()
+    given = vars(args)
+    changes = {name: given[name] for name in train_field_names() if name in given}
+    overrides = {
+        key.removeprefix(_OVERRIDE_PREFIX): value
+        for key, value in given.items()
+        if key.startswith(_OVERRIDE_PREFIX)
+    }
+    if overrides:
+        changes["model_overrides"] = {**base.model_overrides, **overrides}
+    return base.replace(**changes)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from scratchllm.train import train
+
+    config = _train_config(args)
+    result = train(config, resume=args.resume, show_progress=not args.no_progress)
+    from scratchllm.runtime import print0
+
+    minutes = result.elapsed_seconds / 60
+    val = "n/a" if result.val_loss is None else f"{result.val_loss:.3f}"
+    print0(
+        f"{result.step:,}/{result.total_steps:,} steps, {result.tokens_seen:,} tokens seen; "
+        f"this session {minutes:.1f} min; val loss {val} (unigram baseline "
+        f"{result.unigram_loss:.3f})"
+    )
+    print0(f"checkpoint: {result.checkpoint}")
+    if result.stopped_by is not None:
+        print0(f"continue with: scratchllm train --resume {result.run_dir}")
+        return {"SIGINT": 130, "SIGTERM": 143}.get(result.stopped_by, 0)
+    print0(f'try: scratchllm generate --checkpoint {result.run_dir} --prompt "..."')
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> None:
+    from scratchllm.evaluate import evaluate_text
+    from scratchllm.runtime import autocast_dtype, choose_device, set_threads
+    from scratchllm.weights.checkpoint import load_checkpoint
+
+    device = choose_device(args.device)
+    set_threads()
+    checkpoint = _checkpoint_path(args.checkpoint)
+    model, tokenizer = load_checkpoint(checkpoint, device=device)
+    corpus = _load_corpus(args)
+    report = evaluate_text(
+        model,
+        tokenizer,
+        (document.text for document in corpus.documents()),
+        batch_size=args.batch_size,
+        autocast_dtype=autocast_dtype(device),
+    )
+    if args.json:
+        record = {"checkpoint": str(checkpoint), "corpus": corpus.name, **report.to_dict()}
+        print(json.dumps(record))
+    else:
+        print(f"{checkpoint} on {corpus.name}: {report.summary()}")
+
+
+def _checkpoint_path(given: Path | None) -> Path:
+    """The checkpoint a command uses: the one given (or a run's latest), else the latest run's."""
+    from scratchllm.train.run_dir import find_latest_run, latest_checkpoint, resolve_checkpoint
+
+    if given is not None:
+        return resolve_checkpoint(given)
+    run = find_latest_run(DEFAULT_RUNS)
+    if run is None:
+        raise ScratchLLMError(
+            f"no --checkpoint given and no trained run under {DEFAULT_RUNS}; train one with "
+            "`scratchllm train` or pass --checkpoint"
+        )
+    checkpoint = latest_checkpoint(run)
+    print(f"using {checkpoint}", file=sys.stderr)
+    return checkpoint

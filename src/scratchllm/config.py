@@ -1,7 +1,9 @@
-"""Model configuration: one typed, torch-free dataclass and the presets it is built from.
+"""Configuration: typed, torch-free dataclasses for the model and for a training run.
 
-``GPTConfig`` describes the shape of a GPT-2 style model. It is read by the model, the CLI,
-checkpoints and the server alike, so it imports nothing heavier than the standard library.
+``GPTConfig`` describes the shape of a GPT-2 style model; ``TrainConfig`` one training run
+(data, model preset, optimizer, schedule, evaluation, checkpoints, device). They are read by
+the model, the CLI, checkpoints and the server alike, so they import nothing heavier than the
+standard library.
 
 The defaults are the walkthrough's ``GPT_CONFIG_124M``. Presets are looked up by name:
 
@@ -18,7 +20,11 @@ scratchllm.errors.ConfigError: n_head must be a positive integer, got 0
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from scratchllm.errors import ConfigError
@@ -108,3 +114,247 @@ PRESETS: dict[str, GPTConfig] = {
     "cpu-tiny": GPTConfig(context_length=128, n_embd=64, n_head=4, n_layer=2, dropout=0.0),
     "cpu-small": GPTConfig(context_length=256, n_embd=256, n_head=4, n_layer=4, dropout=0.0),
 }
+
+
+# ---- training --------------------------------------------------------------------------------
+
+SCHEDULES = ("cosine", "constant")  # learning-rate decay after the warmup
+SPLITS = ("auto", "characters")  # how a corpus is cut into train and val (data/prepare.py)
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on CUDA, fp32 elsewhere
+
+
+def _option(default: Any, help: str) -> Any:
+    """A field whose ``help`` is written once: the CLI's ``--help`` shows it as is."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: data, model, optimizer, schedule, evaluation, checkpoints, runtime.
+
+    The same dataclass comes from a TOML file (``from_toml``), from CLI flags, or both (the
+    flags override the file), and is saved as ``train.toml`` in the run folder. TOML has no
+    null, so "not set" is ``0`` or ``""`` where a field says so. Model fields other than the
+    preset go in ``model_overrides`` (the ``[model]`` table of the TOML file); the vocabulary
+    size comes from the tokenizer. A ``[model]`` table lists every override (the default
+    ``{"dropout": 0.2}`` applies only without one).
+
+    The defaults are the README's run: ``cpu-small`` on python-docs with a 4,096-token BPE,
+    250 steps of 4,096 tokens (~10 epochs), about 7 minutes on 2 CPU cores.
+
+    >>> TrainConfig(lr=0.0).lr
+    Traceback (most recent call last):
+        ...
+    scratchllm.errors.ConfigError: lr must be a positive number, got 0.0
+    """
+
+    # the run
+    name: str = _option("", "run folder name under out_dir (default: the start time)")
+    out_dir: str = _option("out/runs", "folder that holds the runs")
+    seed: int = _option(1337, "seeds the initialisation, the data order and dropout")
+    # data: a corpus tokenized into the run folder, or a folder `scratchllm prepare` wrote
+    corpus: str = _option("python-docs", "named corpus, text file, folder or glob of files")
+    data: str = _option("", "prepared data folder (scratchllm prepare); replaces corpus/tokenizer")
+    tokenizer: str = _option("bpe:4096", "tokenizer spec: gpt2, a saved folder, or bpe:N")
+    val_fraction: float = _option(0.1, "share of the corpus held out for validation")
+    split: str = _option(
+        "auto",
+        "train/val cut: 'auto' (at a document boundary, else mid-token-stream) or "
+        "'characters' (the walkthrough's cut of the text at (1 - val_fraction) of its characters)",
+    )
+    # the model: a preset (config.PRESETS) plus field overrides
+    model: str = _option("cpu-small", "model preset (see `scratchllm model --help`)")
+    # python-docs is ~100k tokens: the default run reads it ~10 times and overfits without
+    # dropout (measured: val loss flat from epoch 7 while train keeps falling)
+    model_overrides: dict[str, Any] = dataclasses.field(
+        default_factory=lambda: {"dropout": 0.2},
+        metadata={"help": "GPTConfig fields that replace the preset's"},
+    )
+    init_from: str = _option(
+        "", "checkpoint whose weights and tokenizer start this new run (continued pretraining)"
+    )
+    # batches: micro-batches of windows, accumulated to tokens_per_step
+    batch_size: int = _option(16, "windows per micro-batch (per process)")
+    stride: int = _option(0, "tokens between window starts; 0 = the context length (no overlap)")
+    tokens_per_step: int = _option(
+        0, "tokens per optimizer step, reached by gradient accumulation; 0 = one micro-batch"
+    )
+    # how long: whichever of max_steps and epochs comes first (at least one must be set)
+    max_steps: int = _option(250, "optimizer steps; 0 = as many as `epochs` needs")
+    epochs: float = _option(0.0, "passes over the training windows; 0 = as many as max_steps")
+    # AdamW with linear warmup, then cosine decay to min_lr
+    lr: float = _option(1e-3, "peak learning rate")
+    min_lr: float = _option(1e-4, "learning-rate floor at the end of the cosine decay")
+    warmup_steps: int = _option(25, "linear warmup steps from lr/warmup_steps to lr")
+    schedule: str = _option("cosine", "decay after warmup: 'cosine' (to min_lr) or 'constant'")
+    weight_decay: float = _option(0.1, "AdamW weight decay, on weights of 2 or more dimensions")
+    beta1: float = _option(0.9, "AdamW beta1")
+    beta2: float = _option(0.95, "AdamW beta2 (0.95 as GPT-3 trained; torch's default is 0.999)")
+    grad_clip: float = _option(1.0, "clip the gradient norm to this; 0 = no clipping")
+    # evaluation, samples and checkpoints
+    eval_every: int = _option(50, "evaluate (val loss, sample, plot) every N steps")
+    eval_batches: int = _option(3, "val batches per evaluation (fixed, so evaluations compare)")
+    sample_prompt: str = _option("The", "prompt of the greedy sample printed at each evaluation")
+    sample_tokens: int = _option(40, "tokens in that sample; 0 = no sample")
+    checkpoint_every: int = _option(0, "save a checkpoint every N steps; 0 = at each evaluation")
+    keep_last: int = _option(2, "checkpoints kept besides the best by val loss")
+    # runtime
+    device: str = _option("auto", "'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda:N' or 'mps'")
+    precision: str = _option("auto", "'auto' (bf16 autocast on CUDA, else fp32), 'fp32' or 'bf16'")
+    compile: bool = _option(False, "torch.compile the model (slow start, faster steps on GPU)")
+    threads: int = _option(
+        0,
+        "CPU threads for torch; 0 = the free cores, rechecked at each evaluation (a fixed "
+        "number keeps CPU results bit-exact across resumes)",
+    )
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        positive = ("batch_size", "eval_every", "eval_batches", "keep_last")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        not_negative = ("seed", "stride", "tokens_per_step", "max_steps", "warmup_steps")
+        not_negative += ("sample_tokens", "checkpoint_every", "threads")
+        for name in not_negative:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.lr <= 0 or not math.isfinite(self.lr):
+            raise ConfigError(f"lr must be a positive number, got {self.lr}")
+        if not 0 <= self.min_lr <= self.lr:
+            raise ConfigError(f"min_lr must be between 0 and lr ({self.lr}), got {self.min_lr}")
+        for name in ("epochs", "weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            if value < 0 or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.max_steps == 0 and self.epochs == 0:
+            raise ConfigError("set max_steps or epochs (or both: the run stops at the first)")
+        for name, allowed in (
+            ("schedule", SCHEDULES),
+            ("split", SPLITS),
+            ("precision", PRECISIONS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        self.model_config(vocab_size=1)  # an unknown preset or a bad override fails here
+
+    def model_config(self, *, vocab_size: int) -> GPTConfig:
+        """The preset with the overrides, sized for a tokenizer of ``vocab_size`` ids.
+
+        An explicit ``vocab_size`` override (e.g. padded to a multiple of 64) must hold them all.
+        """
+        overrides = dict(self.model_overrides)
+        wanted = overrides.pop("vocab_size", vocab_size)
+        if wanted < vocab_size:
+            raise ConfigError(
+                f"model vocab_size {wanted} is smaller than the tokenizer's {vocab_size} ids"
+            )
+        return GPTConfig.from_name(self.model, vocab_size=wanted, **overrides)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (validated again)."""
+        unknown = sorted(set(changes) - set(train_field_names()))
+        if unknown:
+            raise ConfigError(
+                f"unknown training option(s) {unknown}; options are {train_field_names()}"
+            )
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data in the TOML layout: the model preset and overrides as a ``model`` table."""
+        data = dataclasses.asdict(self)
+        data["model"] = {"preset": data["model"], **data.pop("model_overrides")}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of ``to_dict``; ``model`` may also be just a preset name."""
+        data = dict(data)
+        model = data.pop("model", None)
+        if isinstance(model, dict):
+            model = dict(model)
+            if "preset" in model:
+                data["model"] = model.pop("preset")
+            data["model_overrides"] = {**model, **data.get("model_overrides", {})}
+        elif model is not None:
+            data["model"] = model
+        return cls().replace(**data)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str]) -> TrainConfig:
+        """Read a run config from a TOML file (see ``configs/``)."""
+        path = Path(path)
+        try:
+            with path.open("rb") as handle:
+                data = tomllib.load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"no config file at {path}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path} is not valid TOML: {error}") from None
+        try:
+            return cls.from_dict(data)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
+
+    def to_toml(self) -> str:
+        """The config as a TOML document that ``from_toml`` reads back to an equal config."""
+        data = self.to_dict()
+        model = data.pop("model")
+        lines = [f"{key} = {_toml_value(value)}" for key, value in data.items()]
+        lines += ["", "[model]"] + [f"{key} = {_toml_value(value)}" for key, value in model.items()]
+        return "\n".join(lines) + "\n"
+
+
+def train_field_names() -> list[str]:
+    return [field.name for field in dataclasses.fields(TrainConfig)]
+
+
+def _check_types(config: TrainConfig) -> None:
+    """Each field must have its default's type (an int is accepted for a float)."""
+    defaults = TrainConfig.__dataclass_fields__
+    for name, field in defaults.items():
+        value = getattr(config, name)
+        if name == "model_overrides":
+            if not isinstance(value, dict):
+                raise ConfigError(f"model_overrides must be a table of GPTConfig fields: {value!r}")
+            continue
+        expected = type(field.default)
+        if expected is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if ok:
+                object.__setattr__(config, name, float(value))  # 1 in TOML means 1.0
+        elif expected is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, expected)
+        if not ok:
+            raise ConfigError(f"{name} must be a {expected.__name__}, got {value!r}")
+
+
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _toml_value(value: Any) -> str:
+    """One TOML value: a basic string with TOML's escapes, a boolean, or a number's repr.
+
+    >>> print(_toml_value('say "hi"\\n'), _toml_value(True), _toml_value(4e-4))
+    "say \\"hi\\"\\n" true 0.0004
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        # TOML forbids raw control characters (but tab) and DEL in a basic string
+        escaped = (
+            _TOML_ESCAPES.get(char)
+            or (f"\\u{ord(char):04X}" if ord(char) < 0x20 or ord(char) == 0x7F else char)
+            for char in value
+        )
+        return '"' + "".join(escaped) + '"'
+    if isinstance(value, int | float):
+        return repr(value)
+    raise ConfigError(f"cannot write {value!r} to TOML")

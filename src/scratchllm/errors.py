@@ -48,3 +48,7 @@ class ConfigError(ScratchLLMError, ValueError):
 
 class CheckpointError(ScratchLLMError):
     """A checkpoint is missing, corrupt, or does not match its config or tokenizer."""
+
+
+class TrainingError(ScratchLLMError):
+    """Training cannot go on: the loss diverged, or a run cannot be resumed as asked."""

@@ -1,4 +1,4 @@
-"""Plots, written as PNG files: attention heatmaps (loss curves and embeddings come later).
+"""Plots, written as PNG files: attention heatmaps and training loss curves.
 
 matplotlib draws through its Agg canvas directly, never through ``pyplot``: no GUI backend, no
 global figure state, so plotting works on a headless server and in tests. Files are written
@@ -102,3 +102,66 @@ def attention_heatmap(
     tokens = [tokenizer.decode([token_id]) for token_id in token_ids]
     title = f"layer {layer}, head {head}"
     return plot_attention(weights[layer][0, head], tokens, output, title=title)
+
+
+def moving_average(values: Sequence[float], window: int) -> list[float]:
+    """The mean of each value and up to ``window - 1`` values before it (a trailing window).
+
+    >>> moving_average([1.0, 3.0, 5.0, 7.0], 2)
+    [1.0, 2.0, 4.0, 6.0]
+    """
+    averaged, total = [], 0.0
+    for index, value in enumerate(values):
+        total += value
+        if index >= window:
+            total -= values[index - window]
+        averaged.append(total / min(index + 1, window))
+    return averaged
+
+
+def plot_losses(
+    path: str | os.PathLike[str],
+    *,
+    train: Sequence[tuple[int, float]],
+    val: Sequence[tuple[int, float]] = (),
+    train_eval: Sequence[tuple[int, float]] = (),
+    baseline: float | None = None,
+    title: str | None = None,
+) -> Path:
+    """Draw loss against tokens seen and save it as a PNG; returns the path written.
+
+    ``train`` holds one ``(tokens, loss)`` point per step (drawn faintly, with a moving average
+    over about 2% of the steps on top); ``val`` and ``train_eval`` (the train loss measured
+    like val, in eval mode on fixed batches) one per evaluation; ``baseline`` draws the
+    unigram baseline as a dashed line.
+    """
+    figure = Figure(figsize=(8, 5), dpi=DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    if train:
+        tokens, losses = zip(*train, strict=True)
+        axes.plot(tokens, losses, color="tab:blue", alpha=0.25, linewidth=0.8)
+        smooth = moving_average(losses, max(1, len(losses) // 50))
+        axes.plot(tokens, smooth, color="tab:blue", label="train (per step, smoothed)")
+    for points, label, style in (
+        (train_eval, "train (eval mode, fixed batches)", dict(color="tab:green", marker=".")),
+        (val, "validation", dict(color="tab:orange", marker="o", markersize=3)),
+    ):
+        if points:
+            tokens, losses = zip(*points, strict=True)
+            axes.plot(tokens, losses, label=label, **style)
+    if baseline is not None:
+        label = f"unigram baseline {baseline:.2f}"
+        axes.axhline(baseline, color="gray", linestyle="--", label=label)
+    axes.set_xlabel("tokens seen")
+    axes.set_ylabel("loss (nats per token)")
+    axes.grid(alpha=0.3)
+    if train or val or train_eval:
+        axes.legend()
+    if title:
+        axes.set_title(title)
+    figure.tight_layout()
+    path = Path(path)
+    with atomic_writer(path) as handle:
+        figure.savefig(handle, format="png")
+    return path

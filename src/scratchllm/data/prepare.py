@@ -15,8 +15,10 @@ where one document stops and the next starts.
 The validation set is the trailing documents whose tokens make up about ``val_fraction`` of
 the total. When no document boundary lands near that share (one document, as for
 the-verdict, or a few very unequal ones), the token stream is cut at
-``round((1 - val_fraction) * tokens)`` instead, as the walkthrough cuts its text.
-``meta.json`` records which split was used. ``load_prepared(out_dir)`` reads it all back.
+``round((1 - val_fraction) * tokens)`` instead. ``split="characters"`` reproduces the
+walkthrough exactly: it cuts the *text* at ``int((1 - val_fraction) * characters)`` and
+tokenizes the two sides separately. ``meta.json`` records which split was used.
+``load_prepared(out_dir)`` reads it all back.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ META_VERSION = 1
 # held-out set would be much smaller or larger than asked, so the token stream is cut instead.
 BOUNDARY_TOLERANCE = 0.25
 
-SplitKind = Literal["documents", "tokens", "none"]
+SplitKind = Literal["documents", "tokens", "characters", "none"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,9 @@ class PrepareReport:
     train_documents: int
     val_documents: int
     val_fraction: float  # as asked; the actual share is val_tokens / tokens
-    split: SplitKind  # "documents": at a boundary; "tokens": mid-document; "none": no val
+    # "documents": at a boundary; "tokens": mid-document; "characters": the text cut at a
+    # character share; "none": no val
+    split: SplitKind
     elapsed_seconds: float
     directory: Path
 
@@ -90,6 +94,7 @@ class PrepareReport:
         where = {
             "documents": "at a document boundary",
             "tokens": "inside a document (no boundary near the asked share)",
+            "characters": "at a share of the characters, each side tokenized on its own",
             "none": "none held out",
         }[self.split]
         return "\n".join(
@@ -166,16 +171,20 @@ def prepare(
     out_dir: str | os.PathLike[str],
     *,
     val_fraction: float = 0.1,
+    split: Literal["auto", "characters"] = "auto",
     show_progress: bool = True,
 ) -> PrepareReport:
     """Tokenize ``corpus`` with ``tokenizer`` and write the prepared directory ``out_dir``.
 
     ``val_fraction`` is the share of tokens held out for validation, ``0 <= val_fraction < 1``;
-    0 writes an empty ``val.bin`` so the directory always has the same files.
+    0 writes an empty ``val.bin`` so the directory always has the same files. ``split`` is
+    ``"auto"`` (a document boundary, else a token cut) or ``"characters"`` (see above).
     Raises ``CorpusError`` if the corpus has no documents or tokenizes to nothing.
     """
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"val_fraction must be at least 0 and below 1, got {val_fraction}")
+    if split not in ("auto", "characters"):
+        raise ConfigError(f"split must be 'auto' or 'characters', got {split!r}")
     started = time.perf_counter()
     out_dir = Path(out_dir)
     dtype = token_dtype(tokenizer.vocab_size)
@@ -184,6 +193,9 @@ def prepare(
     pieces: list[np.ndarray] = []
     characters = 0
     content_tokens = 0  # tokens other than the separators we add
+    stream_tokens = 0  # tokens in pieces so far
+    character_cut = _character_cut(corpus, val_fraction) if split == "characters" else None
+    cut_token = None  # where the character cut lands in the token stream
     progress = tqdm(
         corpus.documents(),
         total=len(corpus),
@@ -192,7 +204,13 @@ def prepare(
         disable=not show_progress,
     )
     for document in progress:
-        ids = tokenizer.encode_ordinary(document.text)
+        offset = -1 if character_cut is None else character_cut - characters
+        if 0 <= offset < len(document.text):  # the cut is in this document: two halves
+            head = tokenizer.encode_ordinary(document.text[:offset])
+            ids = head + tokenizer.encode_ordinary(document.text[offset:])
+            cut_token = stream_tokens + len(head)
+        else:
+            ids = tokenizer.encode_ordinary(document.text)
         characters += len(document.text)
         content_tokens += len(ids)
         # stored compactly as we go: a Python list costs ~36 bytes per id, this 2 or 4
@@ -201,6 +219,7 @@ def prepare(
         if eot_id is not None:
             piece[-1] = eot_id
         pieces.append(piece)
+        stream_tokens += len(piece)
     if not pieces:
         raise CorpusError(f"corpus {corpus.name} has no documents; add some text")
     if content_tokens == 0:
@@ -211,7 +230,10 @@ def prepare(
 
     tokens = np.concatenate(pieces)
     document_tokens = [len(piece) for piece in pieces]
-    val_start, split = choose_split(document_tokens, val_fraction)
+    if cut_token is not None:
+        val_start, split_kind = cut_token, "characters"
+    else:
+        val_start, split_kind = choose_split(document_tokens, val_fraction)
     train_documents, val_documents = _documents_on_each_side(document_tokens, val_start)
 
     fingerprint = tokenizer.fingerprint
@@ -232,12 +254,21 @@ def prepare(
         train_documents=train_documents,
         val_documents=val_documents,
         val_fraction=val_fraction,
-        split=split,
+        split=split_kind,
         elapsed_seconds=time.perf_counter() - started,
         directory=out_dir,
     )
     atomic_write_text(out_dir / META_FILE, report.to_json() + "\n")
     return report
+
+
+def _character_cut(corpus: Corpus, val_fraction: float) -> int | None:
+    """The character offset in the whole corpus where val starts (the walkthrough's
+    ``int(train_ratio * len(text))``), or None when nothing is held out."""
+    if val_fraction == 0:
+        return None
+    total = sum(len(document.text) for document in corpus.documents())
+    return int((1 - val_fraction) * total)
 
 
 def _documents_on_each_side(document_tokens: list[int], val_start: int) -> tuple[int, int]:

@@ -5,16 +5,22 @@ A checkpoint is a folder holding everything needed to use a model again::
     config.json          format version, the GPTConfig fields, the tokenizer's fingerprint
     model.safetensors    the weights under GPT-2's parameter names (a tied lm_head is stored once)
     tokenizer/           the tokenizer, as Tokenizer.save writes it
+    training_state.pt    (training checkpoints only) what resuming needs: optimizer moments,
+                         step, data position, random states; see ``save_training_state``
 
-Weights are safetensors, so loading never unpickles anything. Every file is written to a
-temporary name and renamed into place, and ``config.json`` is written last: a folder that has
-it is complete. (Training adds resumable state — optimizer, step, RNG — beside these files.)
+Weights are safetensors, so loading never unpickles anything. The training state is a torch
+file of tensors and plain values only, read with ``torch.load(weights_only=True)``, which
+refuses any other object. Every file is written to a temporary name and renamed into place,
+and ``config.json`` is written last: a folder that has it is complete.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +39,8 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
+TRAINING_STATE_FILE = "training_state.pt"
+TRAINING_STATE_VERSION = 1
 TIED_KEY = "lm_head.weight"  # the same tensor as wte.weight when the config ties them
 
 
@@ -42,8 +50,13 @@ def save_checkpoint(
     tokenizer: Tokenizer,
     *,
     extra: dict[str, Any] | None = None,
+    training_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` and ``tokenizer`` to ``directory`` (created if needed); returns it."""
+    """Write ``model`` and ``tokenizer`` to ``directory`` (created if needed); returns it.
+
+    ``extra`` adds JSON fields to ``config.json``; ``training_state`` is written as
+    ``training_state.pt`` (see ``save_training_state``).
+    """
     directory = Path(directory)
     _check_vocabulary(model.config, tokenizer, where=str(directory))
     tensors = {
@@ -54,6 +67,8 @@ def save_checkpoint(
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer.save(directory / TOKENIZER_DIR)
     atomic_write_bytes(directory / WEIGHTS_FILE, save_safetensors(tensors))
+    if training_state is not None:
+        save_training_state(directory, training_state)
     config = {
         "format_version": FORMAT_VERSION,
         "model": model.config.to_dict(),
@@ -130,3 +145,45 @@ def _check_vocabulary(config: GPTConfig, tokenizer: Tokenizer, *, where: str) ->
             f"{config.vocab_size:,} embedding rows; build the model with "
             f"vocab_size >= {tokenizer.vocab_size}"
         )
+
+
+def save_training_state(directory: str | os.PathLike[str], state: dict[str, Any]) -> Path:
+    """Write ``state`` (tensors, numbers, strings, lists, dicts, None) to ``training_state.pt``.
+
+    A ``format_version`` is added; ``load_training_state`` checks it.
+    """
+    buffer = io.BytesIO()
+    torch.save({"format_version": TRAINING_STATE_VERSION, **state}, buffer)
+    path = Path(directory) / TRAINING_STATE_FILE
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def load_training_state(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read ``training_state.pt`` with ``weights_only=True``: plain data and tensors only.
+
+    A missing, truncated or foreign file is a ``CheckpointError`` saying which.
+    """
+    path = Path(directory) / TRAINING_STATE_FILE
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"{path} is missing: {directory} holds weights but no training state to resume "
+            "from (start a new run from its weights with --init-from instead)"
+        ) from None
+    except pickle.UnpicklingError as error:  # what weights_only raises for foreign objects
+        reason = str(error).splitlines()[0] if str(error) else "unreadable"
+        raise CheckpointError(
+            f"{path} holds something other than tensors and plain data, or is corrupt; it was "
+            f"not loaded, since unpickling it could run code ({reason})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+        raise CheckpointError(f"{path} is corrupt or truncated ({error})") from None
+    if not isinstance(state, dict) or state.get("format_version") != TRAINING_STATE_VERSION:
+        version = state.get("format_version") if isinstance(state, dict) else None
+        raise CheckpointError(
+            f"{path} has training-state format version {version!r}; this scratchllm reads "
+            f"{TRAINING_STATE_VERSION}"
+        )
+    return state

@@ -1,0 +1,172 @@
+"""How good is a model on held-out text: loss, perplexity, bits per byte, and a baseline.
+
+- **loss**: the mean cross-entropy of each next token, in nats (natural log), as training
+  reports it;
+- **perplexity** ``exp(loss)``: the number of equally likely tokens the model is, on average,
+  as unsure as;
+- **bits per byte**: the total loss in bits divided by the UTF-8 bytes of the text. Loss per
+  token depends on how much text a token holds, so only bits per byte compares models with
+  different tokenizers;
+- **the unigram baseline**: the cross-entropy of the val tokens under the train tokens'
+  frequencies (add-one smoothed). A model that knows nothing about context scores this; a
+  language model must land clearly below it.
+
+``evaluate_text`` scores a whole text in non-overlapping windows of the context length (plus
+one shorter window for the rest), starting each document after ``<|endoftext|>`` as GPT-2
+does, so every token of the text is predicted exactly once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scratchllm.errors import DataLengthError
+from scratchllm.runtime import autocast
+from scratchllm.tokenizer.base import Tokenizer
+
+
+def unigram_cross_entropy(
+    train_tokens: np.ndarray, val_tokens: np.ndarray, *, vocab_size: int, smoothing: float = 1.0
+) -> float:
+    """Nats per val token under the train unigram distribution with add-``smoothing`` counts.
+
+    ``p(t) = (count_train(t) + smoothing) / (len(train) + smoothing * vocab_size)``; the
+    smoothing keeps a token unseen in train finite. Hand-checkable: train ``[0, 0, 1]`` with
+    vocabulary 2 gives ``p(0) = 3/5``, ``p(1) = 2/5``, and val ``[0, 1]`` scores
+    ``-(ln 0.6 + ln 0.4) / 2``:
+
+    >>> round(unigram_cross_entropy(np.array([0, 0, 1]), np.array([0, 1]), vocab_size=2), 6)
+    0.713558
+    """
+    if len(val_tokens) == 0:
+        raise DataLengthError("the unigram baseline needs at least one val token")
+    counts = np.bincount(np.asarray(train_tokens, dtype=np.int64), minlength=vocab_size)
+    log_probs = np.log(counts + smoothing) - np.log(len(train_tokens) + smoothing * vocab_size)
+    return float(-log_probs[np.asarray(val_tokens, dtype=np.int64)].mean())
+
+
+def perplexity(loss: float) -> float:
+    """``exp(loss)``, or infinity past float range.
+
+    >>> perplexity(0.0), round(perplexity(math.log(50257)))
+    (1.0, 50257)
+    """
+    return math.exp(loss) if loss < 700 else math.inf
+
+
+@torch.no_grad()
+def summed_loss(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    autocast_dtype: torch.dtype | None = None,
+) -> float:
+    """The summed cross-entropy in nats of ``targets`` ``(B, T)`` given ``inputs`` ``(B, T)``.
+
+    Runs in eval mode (no dropout) and gives the model back in its own mode.
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with autocast(device, autocast_dtype):
+            logits = model(inputs.to(device))  # (B, T, V)
+        loss = F.cross_entropy(
+            logits.float().flatten(0, 1), targets.to(device).flatten(), reduction="sum"
+        )
+    finally:
+        model.train(was_training)
+    return float(loss)
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """What ``evaluate_text`` measured."""
+
+    tokens: int  # predicted tokens (every token of the text, separators included)
+    bytes: int  # UTF-8 bytes of the text
+    loss: float  # nats per token
+    elapsed_seconds: float
+
+    @property
+    def perplexity(self) -> float:
+        return perplexity(self.loss)
+
+    @property
+    def bits_per_byte(self) -> float:
+        return self.loss * self.tokens / math.log(2) / self.bytes
+
+    def summary(self) -> str:
+        return (
+            f"{self.tokens:,} tokens ({self.bytes:,} bytes) in {self.elapsed_seconds:.1f} s: "
+            f"loss {self.loss:.4f}, perplexity {self.perplexity:.2f}, "
+            f"bits per byte {self.bits_per_byte:.4f}"
+        )
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "tokens": self.tokens,
+            "bytes": self.bytes,
+            "loss": self.loss,
+            "perplexity": self.perplexity,
+            "bits_per_byte": self.bits_per_byte,
+        }
+
+
+def text_token_stream(tokenizer: Tokenizer, texts: Iterable[str]) -> tuple[list[int], int]:
+    """Each text after ``<|endoftext|>`` (when the tokenizer has it) as one id stream, and the
+    UTF-8 bytes of the texts. Without that token, the first token of the stream is not
+    predicted (nothing comes before it)."""
+    eot = tokenizer.eot_id
+    stream: list[int] = []
+    byte_count = 0
+    for text in texts:
+        if eot is not None:
+            stream.append(eot)
+        stream.extend(tokenizer.encode_ordinary(text))
+        byte_count += len(text.encode("utf-8"))
+    return stream, byte_count
+
+
+def evaluate_text(
+    model: nn.Module,
+    tokenizer: Tokenizer,
+    texts: Iterable[str],
+    *,
+    batch_size: int = 8,
+    autocast_dtype: torch.dtype | None = None,
+) -> EvalReport:
+    """Score every token of ``texts`` (see the module docstring); the model must fit on its
+    device with ``batch_size`` windows of its context length."""
+    started = time.perf_counter()
+    stream, byte_count = text_token_stream(tokenizer, texts)
+    if len(stream) < 2 or byte_count == 0:
+        raise DataLengthError("the text is too short to evaluate: it needs at least 2 tokens")
+    tokens = torch.tensor(stream, dtype=torch.long)
+    window = model.config.context_length
+    predicted = len(stream) - 1
+    full = predicted // window
+    total = 0.0
+    inputs = tokens[: full * window].view(full, window)  # (n, T): window i starts at i*T
+    targets = tokens[1 : full * window + 1].view(full, window)
+    for start in range(0, full, batch_size):
+        batch = slice(start, start + batch_size)
+        total += summed_loss(model, inputs[batch], targets[batch], autocast_dtype=autocast_dtype)
+    if predicted > full * window:  # the rest, as one shorter window
+        rest = tokens[full * window :]
+        total += summed_loss(model, rest[None, :-1], rest[None, 1:], autocast_dtype=autocast_dtype)
+    return EvalReport(
+        tokens=predicted,
+        bytes=byte_count,
+        loss=total / predicted,
+        elapsed_seconds=time.perf_counter() - started,
+    )

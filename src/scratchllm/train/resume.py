@@ -1,0 +1,59 @@
+"""What a resumed run must match, and the optimizer state it loads back.
+
+A run resumes only as itself: the same data, model, optimizer settings and batch. How long it
+runs, how often it evaluates and where it prints may change (``RESUMABLE_CHANGES``); any other
+change is refused, with ``--init-from`` (a new run from the weights) offered instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scratchllm.config import TrainConfig, train_field_names
+from scratchllm.errors import CheckpointError, ConfigError
+
+# What may change when a run is resumed: how long it runs, how often it reports, and where.
+# Everything else (data, model, optimizer, batch) would silently make it another run.
+RESUMABLE_CHANGES = frozenset(
+    {"name", "out_dir", "max_steps", "epochs", "eval_every", "eval_batches", "sample_prompt",
+     "sample_tokens", "checkpoint_every", "keep_last", "device", "precision", "compile",
+     "threads"}
+)  # fmt: skip
+
+
+def check_resumable(saved: TrainConfig, config: TrainConfig) -> None:
+    """Refuse to resume with a config that changes more than ``RESUMABLE_CHANGES``."""
+    changed = [
+        name
+        for name in train_field_names()
+        if getattr(saved, name) != getattr(config, name) and name not in RESUMABLE_CHANGES
+    ]
+    if changed:
+        details = ", ".join(
+            f"{name} {getattr(saved, name)!r} -> {getattr(config, name)!r}" for name in changed
+        )
+        raise ConfigError(
+            f"cannot change {details} when resuming (it would be another run); start a new run "
+            "from this one's weights with --init-from instead"
+        )
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: Any, where: Path) -> None:
+    """Load AdamW's state, checking that every moment has its parameter's shape."""
+    try:
+        optimizer.load_state_dict(state)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise CheckpointError(
+            f"{where}: its optimizer state does not fit the model ({error})"
+        ) from None
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    for parameter in parameters:
+        for name, value in optimizer.state.get(parameter, {}).items():
+            if name != "step" and value.shape != parameter.shape:
+                raise CheckpointError(
+                    f"{where}: optimizer state {name} has shape {tuple(value.shape)} for a "
+                    f"parameter of shape {tuple(parameter.shape)}"
+                )
