@@ -10,7 +10,8 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test lint bench clean
 
 run: $(STAMP)
-	$(BIN)/scratchllm prepare
+	$(BIN)/scratchllm train
+	$(BIN)/scratchllm generate --prompt "The for statement" --temperature 0.8 --top-k 40 --seed 1
 
 test: $(STAMP)
 	$(BIN)/ruff check .
