@@ -519,6 +519,9 @@ class Trainer:
             final = runs.checkpoint_dir(self.run_dir, self.step)
             temporary = runs.temporary_checkpoint_dir(self.run_dir, self.step)
             extra = {"step": self.step, "tokens_seen": state["tokens_seen"]}
+            # metrics first: a kill between the two must never leave a checkpoint whose steps
+            # are missing from metrics.jsonl (resume drops records past the checkpoint anyway)
+            self.metrics.flush()
             save_checkpoint(
                 temporary, self.model, self.tokenizer, extra=extra, training_state=state
             )
@@ -526,7 +529,6 @@ class Trainer:
             if self.best_step == self.step:
                 runs.record_best(self.run_dir, step=self.step, val_loss=self.best_val_loss)
             runs.prune_checkpoints(self.run_dir, keep_last=self.config.keep_last)
-            self.metrics.flush()
             self.last_checkpoint = final
         distributed.barrier(self.context)
         self.saved_step = self.step
