@@ -55,11 +55,7 @@ def plot_attention(
     axes.set_ylabel("query (attending)")
     if title:
         axes.set_title(title)
-    figure.tight_layout()
-    path = Path(path)
-    with atomic_writer(path) as handle:
-        figure.savefig(handle, format="png")
-    return path
+    return _save_png(figure, path)
 
 
 def attention_heatmap(
@@ -160,6 +156,11 @@ def plot_losses(
         axes.legend()
     if title:
         axes.set_title(title)
+    return _save_png(figure, path)
+
+
+def _save_png(figure, path: str | os.PathLike[str]) -> Path:
+    """Lay out ``figure`` and write it to ``path`` atomically as a PNG."""
     figure.tight_layout()
     path = Path(path)
     with atomic_writer(path) as handle:
