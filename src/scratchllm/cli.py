@@ -468,6 +468,8 @@ _MODEL_FLAG_HELP = {
     "qkv_bias": "a bias on the query/key/value projection",
     "tie_weights": "share the token embedding with the output head",
     "layer_norm_eps": "LayerNorm epsilon",
+    "init": "weight initialisation: 'gpt2' (normal 0.02, residual projections scaled by "
+    "1/sqrt(2 n_layer)) or 'torch-default' (the walkthrough's: torch's own layer init)",
 }
 _OVERRIDE_PREFIX = "override_"
 
@@ -475,7 +477,7 @@ _OVERRIDE_PREFIX = "override_"
 def _add_train_parser(commands) -> None:
     import dataclasses
 
-    from scratchllm.config import PRESETS, GPTConfig, TrainConfig
+    from scratchllm.config import INIT_SCHEMES, PRESETS, GPTConfig, TrainConfig
 
     train = commands.add_parser(
         "train",
@@ -544,6 +546,10 @@ def _add_train_parser(commands) -> None:
                 flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                 dest=dest, help=help_text,
             )  # fmt: skip
+        elif field.name == "init":
+            model.add_argument(
+                flag, choices=INIT_SCHEMES, default=argparse.SUPPRESS, dest=dest, help=help_text
+            )
         else:
             kind = float if field.type == "float" else int
             model.add_argument(

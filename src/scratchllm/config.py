@@ -29,6 +29,8 @@ from typing import Any
 
 from scratchllm.errors import ConfigError
 
+INIT_SCHEMES = ("gpt2", "torch-default")  # GPTConfig.init
+
 
 @dataclass(frozen=True)
 class GPTConfig:
@@ -50,6 +52,10 @@ class GPTConfig:
     qkv_bias: bool = False  # the walkthrough leaves the q/k/v projection bias-free; GPT-2 has one
     tie_weights: bool = False  # share wte with the output head (GPT-2 does; the walkthrough not)
     layer_norm_eps: float = 1e-5  # GPT-2's epsilon; keeps 1/sqrt(var + eps) finite
+    # how the weights start (model/gpt.py): "gpt2" (normal 0.02, residual projections scaled
+    # down with depth) or "torch-default" (the walkthrough's: torch's own nn.Embedding N(0, 1)
+    # and nn.Linear U(+-1/sqrt(fan_in)), which its chapter-5 run needs to reach its losses)
+    init: str = "gpt2"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "n_embd", "n_head", "n_layer"):
@@ -68,6 +74,8 @@ class GPTConfig:
         for name in ("qkv_bias", "tie_weights"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.init not in INIT_SCHEMES:
+            raise ConfigError(f"init must be one of {INIT_SCHEMES}, got {self.init!r}")
 
     @property
     def head_dim(self) -> int:
@@ -110,7 +118,8 @@ PRESETS: dict[str, GPTConfig] = {
     "gpt2-medium": GPTConfig(n_embd=1024, n_head=16, n_layer=24),  # 355M
     "gpt2-large": GPTConfig(n_embd=1280, n_head=20, n_layer=36),  # 774M
     "gpt2-xl": GPTConfig(n_embd=1600, n_head=25, n_layer=48),  # 1558M
-    # short CPU runs underfit rather than overfit, so they train without dropout
+    # no dropout here: a run that reads its data many times adds it as an override (the
+    # default run does, since python-docs is only ~100k tokens)
     "cpu-tiny": GPTConfig(context_length=128, n_embd=64, n_head=4, n_layer=2, dropout=0.0),
     "cpu-small": GPTConfig(context_length=256, n_embd=256, n_head=4, n_layer=4, dropout=0.0),
 }

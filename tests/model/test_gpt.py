@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from scratchllm.config import PRESETS, GPTConfig
 from scratchllm.errors import ConfigError, DataLengthError
@@ -117,6 +118,37 @@ def test_gpt2_init_statistics():
             assert bool((parameter == 1).all()), name
         else:
             assert bool((parameter == 0).all()), name  # biases and LayerNorm shifts
+
+
+@pytest.mark.parametrize("qkv_bias", [False, True])
+def test_torch_default_init_draws_what_the_walkthroughs_torch_layers_draw(qkv_bias):
+    # the oracle: torch's own layers, built in the walkthrough's GPTModel order from one seed
+    config = TINY.replace(init="torch-default", qkv_bias=qkv_bias)
+    C, V = config.n_embd, config.vocab_size
+    torch.manual_seed(11)
+    expected = {"wte.weight": nn.Embedding(V, C).weight, "wpe.weight": nn.Embedding(32, C).weight}
+    for index in range(config.n_layer):
+        qkv = [nn.Linear(C, C, bias=qkv_bias) for _ in range(3)]  # W_query, W_key, W_value
+        out_proj, fc, proj = nn.Linear(C, C), nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+        prefix = f"h.{index}."
+        expected[prefix + "attn.c_attn.weight"] = torch.cat([layer.weight for layer in qkv])
+        if qkv_bias:
+            expected[prefix + "attn.c_attn.bias"] = torch.cat([layer.bias for layer in qkv])
+        for name, layer in (("attn.c_proj", out_proj), ("mlp.c_fc", fc), ("mlp.c_proj", proj)):
+            expected[prefix + name + ".weight"] = layer.weight
+            expected[prefix + name + ".bias"] = layer.bias
+    expected["lm_head.weight"] = nn.Linear(C, V, bias=False).weight
+
+    ours = GPT(config, generator=torch.Generator().manual_seed(11)).state_dict()
+    for name, tensor in expected.items():
+        assert torch.equal(ours[name], tensor), name
+    for name in set(ours) - set(expected):  # LayerNorms: scale 1, shift 0
+        assert bool((ours[name] == (1.0 if name.endswith("weight") else 0.0)).all()), name
+
+
+def test_unknown_init_scheme_is_a_config_error():
+    with pytest.raises(ConfigError, match="init must be one of"):
+        GPTConfig(init="xavier")
 
 
 def test_tied_head_shares_wte_and_trains_as_one():

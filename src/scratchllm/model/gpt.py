@@ -15,7 +15,8 @@ Parameter names are GPT-2's (``wte``, ``wpe``, ``h.{i}.ln_1``, ``h.{i}.attn.c_at
 ``embeddings.InputEmbeddings`` teaches; the GPT holds them directly so that they keep GPT-2's
 top-level names.
 
-Initialisation is GPT-2's: every weight normal(0, 0.02), biases zero, LayerNorm scale 1 and
+Initialisation (``GPTConfig.init``) is GPT-2's by default: every weight normal(0, 0.02), biases
+zero, LayerNorm scale 1 and
 shift 0, and the two projections that write into the residual stream (``attn.c_proj``,
 ``mlp.c_proj``) scaled by 1/sqrt(2 * n_layer), so that the variance of the stream does not grow
 with depth (Radford et al. 2019, section 2.3). It draws from an explicit ``torch.Generator``,
@@ -156,9 +157,11 @@ class GPT(nn.Module):
         # Build on the meta device (no memory, no random draws), then materialise and draw
         # every parameter once from `generator`: no wasted default init, and no hidden use
         # of the global random state when a generator is given.
+        # (an explicit device for the embeddings: under the device context their own init runs
+        # torch's slow Python reference of normal_, ~1 s per table at gpt2-small)
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd, device="meta")  # id -> vector
+        self.wpe = nn.Embedding(config.context_length, config.n_embd, device="meta")  # position
         with torch.device("meta"):
-            self.wte = nn.Embedding(config.vocab_size, config.n_embd)  # token id -> vector
-            self.wpe = nn.Embedding(config.context_length, config.n_embd)  # position -> vector
             self.drop = nn.Dropout(config.dropout)
             self.h = nn.ModuleList(Block(config) for _ in range(config.n_layer))
             self.ln_f = LayerNorm(config.n_embd, eps=config.layer_norm_eps)
@@ -168,25 +171,46 @@ class GPT(nn.Module):
         if config.tie_weights:  # after to_empty, which would give the two their own storage
             # the head's layout matters more than the embedding lookup's: it is the largest
             # matrix-vector product of every decode step
-            self.wte.weight.data = self.wte.weight.data.t().contiguous().t()
+            self.wte.weight.data = _input_major_empty(self.wte.weight)
             self.lm_head.weight = self.wte.weight
         self.reset_parameters(generator=generator)
 
     @torch.no_grad()
     def reset_parameters(self, *, generator: torch.Generator | None = None) -> None:
-        """GPT-2's initialisation (see the module docstring), drawn from ``generator``."""
+        """Draw every weight from ``generator`` with the config's ``init`` scheme.
+
+        ``"gpt2"`` is GPT-2's (see the module docstring). ``"torch-default"`` is what the
+        walkthrough's model gets from torch itself, drawn in its order, so that
+        ``torch.manual_seed(123); GPT(config)`` holds the very weights of its
+        ``torch.manual_seed(123); GPTModel(cfg)`` (the tests check its published outputs):
+        ``nn.Embedding`` N(0, 1), ``nn.Linear`` weights and biases U(-1/sqrt(fan_in),
+        1/sqrt(fan_in)). Its model builds ``tok_emb``, ``pos_emb``, then per block ``W_query``,
+        ``W_key``, ``W_value``, ``out_proj``, the two MLP layers, and last ``out_head``;
+        ``named_modules`` visits ours in that order, and ``c_attn`` is drawn as its three
+        stacked projections.
+
+        Every draw fills a fresh contiguous ``(out, in)`` tensor, as torch's own modules do,
+        which is then copied into our input-major weight (drawing into the transposed memory
+        directly is ~5x slower).
+        """
+        torch_default = self.config.init == "torch-default"
         residual_std = INIT_STD / math.sqrt(2 * self.config.n_layer)
         for name, module in self.named_modules():  # a fixed order, so a seed fixes the model
             if isinstance(module, LayerNorm):
                 module.weight.fill_(1.0)
                 module.bias.zero_()
             elif isinstance(module, nn.Embedding):
-                module.weight.normal_(0.0, INIT_STD, generator=generator)
+                std = 1.0 if torch_default else INIT_STD
+                module.weight.copy_(_drawn_normal(module.weight, std, generator))
             elif isinstance(module, nn.Linear):
                 if module is self.lm_head and self.config.tie_weights:
                     continue  # it is wte, already drawn
+                if torch_default:
+                    parts = 3 if name.endswith("attn.c_attn") else 1  # W_query, W_key, W_value
+                    _torch_default_linear_init(module, parts, generator)
+                    continue
                 std = residual_std if name.endswith("c_proj") else INIT_STD
-                module.weight.normal_(0.0, std, generator=generator)
+                module.weight.copy_(_drawn_normal(module.weight, std, generator))
                 if module.bias is not None:
                     module.bias.zero_()
 
@@ -272,9 +296,34 @@ class GPT(nn.Module):
         ]
 
 
+def _fresh(like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised contiguous tensor shaped like ``like`` (init functions fill memory in
+    order, so drawing into it consumes the generator as torch's own modules do)."""
+    return torch.empty(like.shape, dtype=like.dtype, device=like.device)
+
+
+def _drawn_normal(like: torch.Tensor, std: float, generator: torch.Generator | None):
+    return nn.init.normal_(_fresh(like), 0.0, std, generator=generator)
+
+
+def _torch_default_linear_init(
+    module: nn.Linear, parts: int, generator: torch.Generator | None
+) -> None:
+    """``nn.Linear.reset_parameters`` from ``generator``, for ``parts`` stacked layers of the
+    same input size, each drawn weight first, then bias, as separate layers would be."""
+    weights = module.weight.chunk(parts)
+    biases = (None,) * parts if module.bias is None else module.bias.chunk(parts)
+    bound = 1.0 / math.sqrt(module.in_features)
+    for weight, bias in zip(weights, biases, strict=True):
+        fresh = _fresh(weight)
+        weight.copy_(nn.init.kaiming_uniform_(fresh, a=math.sqrt(5), generator=generator))
+        if bias is not None:
+            bias.copy_(nn.init.uniform_(_fresh(bias), -bound, bound, generator=generator))
+
+
 def _store_linear_weights_input_major(model: nn.Module) -> None:
-    """Lay every ``nn.Linear`` weight out in memory as ``(in, out)``, keeping its ``(out, in)``
-    shape, values and name.
+    """Give every ``nn.Linear`` weight fresh (uninitialised) storage laid out in memory as
+    ``(in, out)``, keeping its ``(out, in)`` shape and name; the init fills it afterwards.
 
     That is the memory order of GPT-2's ``Conv1D``. Decoding one token at a time is a chain of
     matrix-vector products bound by reading the weights, and on CPU MKL streams ``x @ W`` over
@@ -284,7 +333,13 @@ def _store_linear_weights_input_major(model: nn.Module) -> None:
     """
     for module in model.modules():
         if isinstance(module, nn.Linear):
-            module.weight.data = module.weight.data.t().contiguous().t()
+            module.weight.data = _input_major_empty(module.weight)
+
+
+def _input_major_empty(like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised tensor shaped like the 2-D ``like``, stored transposed."""
+    rows, columns = like.shape
+    return torch.empty(columns, rows, dtype=like.dtype, device=like.device).t()
 
 
 # ---- sizes as pure functions of the config ---------------------------------------------------
