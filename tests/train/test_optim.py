@@ -46,3 +46,20 @@ def test_first_update_matches_adamw_worked_by_hand():
         g = grads[name]
         expected = before[name] * (1 - 0.01 * decay) - 0.01 * g / (g.abs() + 1e-8)
         torch.testing.assert_close(p.detach(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_optimizer_gets_contiguous_parameters_so_its_step_copies_nothing():
+    model = GPT(CONFIG.replace(tie_weights=True), generator=torch.Generator().manual_seed(0))
+    assert not model.h[0].mlp.c_fc.weight.is_contiguous()  # the model's decode layout
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    optimizer = build_optimizer(model, lr=1e-3, weight_decay=0.1)
+    assert all(parameter.is_contiguous() for parameter in model.parameters())
+    assert model.lm_head.weight is model.wte.weight  # still tied
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+
+    model(torch.randint(0, 50, (2, 8))).sum().backward()
+    with torch.profiler.profile() as profile:
+        optimizer.step()
+    clones = [event.count for event in profile.key_averages() if event.key == "aten::clone"]
+    assert clones == []  # the fused kernel clones each non-contiguous parameter, every step

@@ -8,6 +8,11 @@ shared tensor once, so it is decayed once.
 
 torch's fused AdamW (one kernel over all parameters) runs on CUDA, MPS and the CPU since
 torch 2.4 and gives the same numbers as the loop implementation; it is used where available.
+It works on contiguous tensors only: given others, it clones each parameter, gradient and
+moment into a contiguous copy and writes it back, every step. Our ``GPT`` stores its
+``nn.Linear`` weights input-major, which makes one-token decoding faster
+(``model/gpt.py``), so ``build_optimizer`` first gives every parameter contiguous storage
+(same values, same ``Parameter`` objects): at gpt2-small that saves ~1 GB of copies a step.
 """
 
 from __future__ import annotations
@@ -59,7 +64,12 @@ def build_optimizer(
     betas: tuple[float, float] = (0.9, 0.95),
     eps: float = 1e-8,
 ) -> torch.optim.AdamW:
-    """AdamW over ``parameter_groups(model)``, fused where the model's device allows it."""
+    """AdamW over ``parameter_groups(model)``, fused where the model's device allows it.
+
+    Lays the parameters out contiguously first (see the module docstring); build it before
+    wrapping the model in DistributedDataParallel, which keeps views of the parameters.
+    """
+    make_parameters_contiguous(model)
     groups = parameter_groups(model, weight_decay=weight_decay)
     groups = [group for group in groups if group["params"]]
     if not groups:
@@ -70,6 +80,15 @@ def build_optimizer(
     else:
         implementation = {"foreach": device.type != "cpu"}
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **implementation)
+
+
+@torch.no_grad()
+def make_parameters_contiguous(model: nn.Module) -> None:
+    """Give every non-contiguous parameter contiguous storage with the same values, in place
+    (the ``Parameter`` objects stay, so tied weights stay tied)."""
+    for parameter in model.parameters():
+        if not parameter.is_contiguous():
+            parameter.data = parameter.data.contiguous()
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
