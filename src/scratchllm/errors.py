@@ -52,3 +52,11 @@ class CheckpointError(ScratchLLMError):
 
 class TrainingError(ScratchLLMError):
     """Training cannot go on: the loss diverged, or a run cannot be resumed as asked."""
+
+
+class UnknownWordError(ScratchLLMError):
+    """A word is not in a set of word vectors (the message suggests close matches)."""
+
+
+class VectorsFormatError(ScratchLLMError):
+    """A word-vectors folder or file is missing, corrupt, or in a format we do not read."""

@@ -1,4 +1,4 @@
-"""Plots, written as PNG files: attention heatmaps and training loss curves.
+"""Plots, written as PNG files: attention heatmaps, training loss curves, embedding maps.
 
 matplotlib draws through its Agg canvas directly, never through ``pyplot``: no GUI backend, no
 global figure state, so plotting works on a headless server and in tests. Files are written
@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -157,6 +158,84 @@ def plot_losses(
     if title:
         axes.set_title(title)
     return _save_png(figure, path)
+
+
+def plot_embedding_map(
+    points: torch.Tensor,
+    labels: Sequence[str],
+    path: str | os.PathLike[str],
+    *,
+    groups: Sequence[int] | None = None,
+    axis_labels: tuple[str, str] = ("", ""),
+    title: str | None = None,
+) -> Path:
+    """Draw labelled 2-D points ``(n, 2)`` as a scatter plot and save it as a PNG.
+
+    ``groups`` gives each point a group number; each group gets its own colour and a legend
+    entry naming its first words. Returns the path written.
+    """
+    points = points.detach().float().cpu()
+    if points.dim() != 2 or points.shape[1] != 2 or points.shape[0] != len(labels):
+        raise ConfigError(f"need one (x, y) row per label: {len(labels)} labels, {points.shape}")
+    groups = list(groups) if groups is not None else [0] * len(labels)
+    figure = Figure(figsize=(11, 8.5), dpi=DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    colours = matplotlib.colormaps["tab10"]
+    for group in sorted(set(groups)):
+        members = [index for index, member in enumerate(groups) if member == group]
+        names = ", ".join(labels[index] for index in members[:3])
+        label = names + (", ..." if len(members) > 3 else "")
+        axes.scatter(
+            points[members, 0].numpy(),
+            points[members, 1].numpy(),
+            s=18,
+            color=colours(group % 10),
+            label=label if len(set(groups)) > 1 else None,
+        )
+        for index in members:
+            x, y = points[index].tolist()
+            axes.annotate(
+                labels[index],
+                (x, y),
+                xytext=(3, 3),
+                textcoords="offset points",
+                fontsize=9,
+                color=colours(group % 10) if len(set(groups)) > 1 else "black",
+            )
+    axes.set_xlabel(axis_labels[0])
+    axes.set_ylabel(axis_labels[1])
+    axes.grid(alpha=0.3)
+    axes.margins(0.08)  # room for the labels of the outermost points
+    if len(set(groups)) > 1:
+        axes.legend(loc="best", fontsize=8)
+    if title:
+        axes.set_title(title)
+    return _save_png(figure, path)
+
+
+def embedding_map(
+    labels: Sequence[str],
+    vectors: torch.Tensor,
+    output: str | os.PathLike[str],
+    *,
+    groups: Sequence[int] | None = None,
+    method: str = "pca",
+    seed: int = 0,
+    title: str | None = None,
+) -> Path:
+    """Project ``vectors`` (n, D), one per label, to 2-D (``method`` "pca" or "tsne") and plot."""
+    from scratchllm.embeddings.projection import project_2d
+
+    projection = project_2d(vectors, method=method, seed=seed)
+    return plot_embedding_map(
+        projection.points,
+        labels,
+        output,
+        groups=groups,
+        axis_labels=projection.axis_labels,
+        title=title,
+    )
 
 
 def _save_png(figure, path: str | os.PathLike[str]) -> Path:
