@@ -7,11 +7,14 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from scratchllm.config import TrainConfig
 from scratchllm.errors import CheckpointError, ConfigError
+from scratchllm.model.gpt import GPT
 from scratchllm.train import train
+from scratchllm.train.batches import stack_windows
 from scratchllm.train.loop import Trainer
 from scratchllm.train.metrics import MetricsLog
 from scratchllm.train.run_dir import best_checkpoint, list_checkpoints
@@ -121,6 +124,26 @@ def test_init_from_starts_a_new_run_from_the_weights(make_config):
     with pytest.raises(ConfigError, match="fixes the model's shape"):
         overrides = {"n_layer": 3, "n_embd": 32, "n_head": 4, "context_length": 16}
         train(make_config(name="wider", init_from=str(base.run_dir), model_overrides=overrides))
+
+
+def test_dropout_continues_the_init_stream_as_the_walkthrough_does(make_config):
+    # the walkthrough: torch.manual_seed(seed); model = GPTModel(cfg); train. Dropout masks
+    # come from the stream after the init's draws; a generator of its own seeded alike for the
+    # init would leave dropout replaying the very numbers that drew the weights
+    config = make_config(max_steps=1)
+    config = config.replace(model_overrides={**config.model_overrides, "dropout": 0.5})
+    trainer = Trainer(config, resume=None)
+    state = torch.get_rng_state()  # the trainer's; the references below reseed torch
+    inputs, targets = stack_windows(trainer.train_set, trainer.plan.window_indices(0))
+    torch.manual_seed(7)  # the config's seed
+    reference = GPT(trainer.model_config).train()
+    expected = F.cross_entropy(reference(inputs).flatten(0, 1), targets.flatten()).item()
+    torch.manual_seed(7)  # the same weights, with masks from the start of the stream
+    replayed = F.cross_entropy(reference(inputs).flatten(0, 1), targets.flatten()).item()
+    assert replayed != expected  # the masks differ, so the check below can fail
+    torch.set_rng_state(state)
+    result = trainer.run(stop_after=None, show_progress=False)
+    assert result.losses[0] == expected
 
 
 def test_accumulation_matches_one_bigger_batch(make_config):

@@ -175,8 +175,14 @@ class Trainer:
         """The model (from the seed, or ``--init-from`` weights), its optimizer and wrappers."""
         config = self.config
         self.model_config = self._model_config(init_model)
-        seed_everything(config.seed + self.context.rank)  # dropout differs across processes
-        self.model = GPT(self.model_config, generator=torch.Generator().manual_seed(config.seed))
+        # as the walkthrough does: torch.manual_seed(seed), then the model from that stream, and
+        # dropout continues it, so no mask reuses the random numbers that drew the weights (a
+        # separate generator seeded alike would replay them); other processes then take their
+        # own dropout streams
+        seed_everything(config.seed)
+        self.model = GPT(self.model_config)
+        if self.context.rank:
+            seed_everything(config.seed + self.context.rank)
         if init_model is not None:
             self.model.load_state_dict(init_model.state_dict())
         self.model.to(self.device).train()
