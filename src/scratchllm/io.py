@@ -18,13 +18,23 @@ from typing import BinaryIO
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Open ``path`` for binary writing; it appears only if the ``with`` block succeeds."""
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary file name beside ``path``, for writers that take a name rather than a handle
+    (``safetensors.torch.save_file`` writes a large file straight from the tensors, with no
+    copy of it in memory); once the block succeeds the file is synced to disk and renamed
+    to ``path``, otherwise removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
+        yield Path(tmp_name)
+        with open(tmp_name, "rb+") as handle:  # whatever wrote it has closed it
             os.fsync(handle.fileno())
         # mkstemp creates the file private (0600); give it the permissions a plain open() would
         os.chmod(tmp_name, 0o666 & ~_current_umask())

@@ -16,7 +16,6 @@ and ``config.json`` is written last: a folder that has it is complete.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import pickle
@@ -27,11 +26,11 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
+from safetensors.torch import save_file as save_safetensors_file
 
 from scratchllm.config import GPTConfig
 from scratchllm.errors import CheckpointError, ScratchLLMError
-from scratchllm.io import atomic_write_bytes, atomic_write_text
+from scratchllm.io import atomic_path, atomic_write_text, atomic_writer
 from scratchllm.model.gpt import GPT
 from scratchllm.tokenizer import Tokenizer, load_tokenizer
 
@@ -66,7 +65,8 @@ def save_checkpoint(
     }
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer.save(directory / TOKENIZER_DIR)
-    atomic_write_bytes(directory / WEIGHTS_FILE, save_safetensors(tensors))
+    with atomic_path(directory / WEIGHTS_FILE) as temporary:
+        save_safetensors_file(tensors, temporary)  # from the tensors: no 0.5 GB bytes copy
     if training_state is not None:
         save_training_state(directory, training_state)
     config = {
@@ -152,10 +152,9 @@ def save_training_state(directory: str | os.PathLike[str], state: dict[str, Any]
 
     A ``format_version`` is added; ``load_training_state`` checks it.
     """
-    buffer = io.BytesIO()
-    torch.save({"format_version": TRAINING_STATE_VERSION, **state}, buffer)
     path = Path(directory) / TRAINING_STATE_FILE
-    atomic_write_bytes(path, buffer.getvalue())
+    with atomic_writer(path) as handle:  # streamed: AdamW's moments are 2x the weights
+        torch.save({"format_version": TRAINING_STATE_VERSION, **state}, handle)
     return path
 
 
