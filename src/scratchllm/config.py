@@ -207,6 +207,11 @@ class TrainConfig:
     sample_tokens: int = _option(40, "tokens in that sample; 0 = no sample")
     checkpoint_every: int = _option(0, "save a checkpoint every N steps; 0 = at each evaluation")
     keep_last: int = _option(2, "checkpoints kept besides the best by val loss")
+    background_checkpoints: bool = _option(
+        True,
+        "write checkpoints in a thread while training goes on (holds a CPU copy of the "
+        "weights and optimizer state until written); false = training waits for the disk",
+    )
     # runtime
     device: str = _option("auto", "'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda:N' or 'mps'")
     precision: str = _option("auto", "'auto' (bf16 autocast on CUDA, else fp32), 'fp32' or 'bf16'")

@@ -170,6 +170,7 @@ def test_compiled_model_checkpoints_have_plain_names(make_config):
     assert any(k.startswith("_orig_mod.") for k in trainer.step_model.state_dict())
     trainer.step = 1  # pretend a step ran, then save it
     trainer._save()
+    trainer.writer.wait()  # the write runs in the background
     assert not any(
         "_orig_mod" in name for name in load_file(trainer.last_checkpoint / WEIGHTS_FILE)
     )

@@ -12,6 +12,8 @@ Every ``eval_every`` steps it measures the val loss (and the train loss the same
 fixed batches, prints a greedy sample from a fixed prompt through the shared generator,
 rewrites ``metrics.jsonl`` and ``loss.png``, and saves a checkpoint when the val loss improved
 (the best) or ``checkpoint_every`` says so (``run_dir.py``: the last K and the best are kept).
+The save copies the state and writes it in a background thread while the next steps train
+(``checkpointing.py``); the loop waits for the last write before it returns.
 
 Nothing is lost: a checkpoint holds the weights, the optimizer moments, the step, every
 process's random state and the best val loss, and the data position is a function of the step
@@ -60,6 +62,7 @@ from scratchllm.runtime import (
 from scratchllm.train import distributed
 from scratchllm.train import run_dir as runs
 from scratchllm.train.batches import BatchPlan, accumulation_steps, stack_windows, total_steps
+from scratchllm.train.checkpointing import CheckpointWriter, cpu_copy
 from scratchllm.train.data import run_data
 from scratchllm.train.interrupts import StopRequest
 from scratchllm.train.metrics import MetricsLog
@@ -138,7 +141,7 @@ class Trainer:
         self.best_step: int | None = None
         self.last_val_loss: float | None = None
         self.saved_step: int | None = None
-        self.last_checkpoint: Path | None = None
+        self.writer = CheckpointWriter(background=config.background_checkpoints)
         self.metrics = MetricsLog(self.run_dir / runs.METRICS_FILE if self.is_main else None)
         if resume is not None:
             self._restore(runs.resumable_checkpoint(self.run_dir))
@@ -266,7 +269,7 @@ class Trainer:
         self.best_val_loss = state.get("best_val_loss")
         self.best_step = state.get("best_step")
         self.last_val_loss = state.get("val_loss")
-        self.saved_step, self.last_checkpoint = self.step, checkpoint
+        self.saved_step, self.writer.last = self.step, checkpoint
         set_rng_state(state["rng"][self.context.rank])
         if self.is_main:
             self.metrics = MetricsLog.resume(self.run_dir / runs.METRICS_FILE, up_to_step=self.step)
@@ -325,7 +328,7 @@ class Trainer:
         )
         self.progress = progress
         stopped_by = None
-        with self.stop.installed(), progress:
+        with self.stop.installed(), progress, self._writes_finished():
             if self.step == 0:
                 self._evaluate()
             while self.step < self.total_steps:
@@ -358,6 +361,25 @@ class Trainer:
             elapsed_seconds=time.perf_counter() - started,
             losses=tuple(self.metrics.losses()),
         )
+
+    @property
+    def last_checkpoint(self) -> Path | None:
+        """The newest checkpoint known to be complete on disk."""
+        return self.writer.last
+
+    @contextlib.contextmanager
+    def _writes_finished(self):
+        """Wait for the checkpoint being written (if any) when the loop ends, however it ends;
+        a failed write is raised, unless another error is already on its way out."""
+        try:
+            yield
+        except BaseException:
+            try:
+                self.writer.wait()
+            except CheckpointError as error:
+                self.log(f"also: {error}")
+            raise
+        self.writer.wait()
 
     def _train_step(self) -> None:
         config, model = self.config, self.model
@@ -502,19 +524,21 @@ class Trainer:
         )
 
     def _save(self) -> None:
-        """Checkpoint this step (once), keep the last K and the best."""
+        """Checkpoint this step (once): the state is copied now and written in the background
+        (``checkpointing.py``) while training goes on; the last K and the best are kept."""
         if self.saved_step == self.step:
             return
         states = distributed.gather_to_main(rng_state(), self.context)
         if self.is_main:
             epoch, batch = self.plan.position(self.step * self.accumulation)
+            copy = cpu_copy if self.writer.background else (lambda value: value)
             state = {
                 "step": self.step,
                 "micro_batches": self.step * self.accumulation,
                 "epoch": epoch,
                 "batch_in_epoch": batch,
                 "tokens_seen": self.step * self.tokens_per_step,
-                "optimizer": self.optimizer.state_dict(),
+                "optimizer": copy(self.optimizer.state_dict()),
                 "rng": states,
                 "world_size": self.context.world_size,
                 "best_val_loss": self.best_val_loss,
@@ -522,20 +546,28 @@ class Trainer:
                 "val_loss": self.last_val_loss,
                 "data": self.data_identity,
             }
-            final = runs.checkpoint_dir(self.run_dir, self.step)
-            temporary = runs.temporary_checkpoint_dir(self.run_dir, self.step)
-            extra = {"step": self.step, "tokens_seen": state["tokens_seen"]}
+            weights = copy(self.model.state_dict())
+            step, best, best_val_loss = self.step, self.best_step == self.step, self.best_val_loss
+            run_dir, keep_last = self.run_dir, self.config.keep_last
+            extra = {"step": step, "tokens_seen": state["tokens_seen"]}
             # metrics first: a kill between the two must never leave a checkpoint whose steps
             # are missing from metrics.jsonl (resume drops records past the checkpoint anyway)
             self.metrics.flush()
-            save_checkpoint(
-                temporary, self.model, self.tokenizer, extra=extra, training_state=state
-            )
-            runs.publish_checkpoint(temporary, final)
-            if self.best_step == self.step:
-                runs.record_best(self.run_dir, step=self.step, val_loss=self.best_val_loss)
-            runs.prune_checkpoints(self.run_dir, keep_last=self.config.keep_last)
-            self.last_checkpoint = final
+
+            def write() -> Path:
+                final = runs.checkpoint_dir(run_dir, step)
+                temporary = runs.temporary_checkpoint_dir(run_dir, step)
+                save_checkpoint(
+                    temporary, self.model, self.tokenizer, extra=extra, training_state=state,
+                    state_dict=weights,
+                )  # fmt: skip
+                runs.publish_checkpoint(temporary, final)
+                if best:
+                    runs.record_best(run_dir, step=step, val_loss=best_val_loss)
+                runs.prune_checkpoints(run_dir, keep_last=keep_last)
+                return final
+
+            self.writer.submit(write)
         distributed.barrier(self.context)
         self.saved_step = self.step
 

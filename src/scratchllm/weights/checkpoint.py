@@ -50,17 +50,20 @@ def save_checkpoint(
     *,
     extra: dict[str, Any] | None = None,
     training_state: dict[str, Any] | None = None,
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write ``model`` and ``tokenizer`` to ``directory`` (created if needed); returns it.
 
     ``extra`` adds JSON fields to ``config.json``; ``training_state`` is written as
-    ``training_state.pt`` (see ``save_training_state``).
+    ``training_state.pt`` (see ``save_training_state``). ``state_dict`` is the weights to write
+    (default: the model's own); a copy taken earlier lets the model train on meanwhile.
     """
     directory = Path(directory)
     _check_vocabulary(model.config, tokenizer, where=str(directory))
+    weights = model.state_dict() if state_dict is None else state_dict
     tensors = {
         name: tensor.detach().to("cpu").contiguous()
-        for name, tensor in model.state_dict().items()
+        for name, tensor in weights.items()
         if not (model.config.tie_weights and name == TIED_KEY)
     }
     directory.mkdir(parents=True, exist_ok=True)
