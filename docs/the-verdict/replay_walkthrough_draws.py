@@ -11,11 +11,11 @@ This script runs ``scratchllm train`` on ``configs/the-verdict-gpt2-small.toml``
 except that the data order and the evaluations make those same draws at those same moments.
 Dropout already continues the seed's stream after the init, as the walkthrough's does. The
 printed losses then track the published log (``Ep 10 (Step 000085): Train loss 0.391, Val
-loss 6.452``) to the second decimal throughout: the loop computes what the walkthrough's
+loss 6.452``) within 0.015 at every evaluation: the loop computes what the walkthrough's
 does, and the published figures are one draw of its randomness
 (``docs/pretraining-the-verdict.md``).
 
-    python docs/the-verdict/replay_walkthrough_draws.py    # ~15 minutes on 2 CPU cores
+    python docs/the-verdict/replay_walkthrough_draws.py    # ~30 min on 1 busy core
 
 Needs the shared data folder beside the repository (``../shared/data``). It patches two
 methods of the library for the experiment; nothing is saved.
