@@ -213,6 +213,12 @@ class TrainConfig:
         "weights and optimizer state until written); false = training waits for the disk",
     )
     # runtime
+    keep_freed_memory: bool = _option(
+        True,
+        "keep the memory a step frees for the next step instead of returning it to the OS "
+        "(glibc on Linux: no page faults, CPU steps ~1.1x faster at gpt2-small); the process "
+        "then holds its peak memory until it exits",
+    )
     device: str = _option("auto", "'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda:N' or 'mps'")
     precision: str = _option("auto", "'auto' (bf16 autocast on CUDA, else fp32), 'fp32' or 'bf16'")
     compile: bool = _option(False, "torch.compile the model (slow start, faster steps on GPU)")

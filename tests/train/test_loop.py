@@ -174,3 +174,14 @@ def test_compiled_model_checkpoints_have_plain_names(make_config):
     assert not any(
         "_orig_mod" in name for name in load_file(trainer.last_checkpoint / WEIGHTS_FILE)
     )
+
+
+def test_a_run_keeps_freed_memory_unless_told_not_to(make_config, monkeypatch):
+    from scratchllm.train import loop
+
+    calls = []
+    monkeypatch.setattr(loop, "keep_freed_memory", lambda: calls.append("kept") or True)
+    Trainer(make_config(name="kept", max_steps=1), resume=None)
+    assert calls == ["kept"]
+    Trainer(make_config(name="given-back", max_steps=1, keep_freed_memory=False), resume=None)
+    assert calls == ["kept"]

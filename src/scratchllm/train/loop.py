@@ -54,6 +54,7 @@ from scratchllm.runtime import (
     autocast,
     autocast_dtype,
     choose_device,
+    keep_freed_memory,
     rng_state,
     seed_everything,
     set_rng_state,
@@ -159,6 +160,8 @@ class Trainer:
         self.threads = set_threads(
             self.config.threads, local_world_size=self.context.local_world_size
         )
+        if self.config.keep_freed_memory:  # before the model and its first step allocate
+            keep_freed_memory()
         if self.device.type == "cuda":
             torch.set_float32_matmul_precision("high")  # TF32 for the fp32 parts
         self.autocast_dtype = autocast_dtype(self.device, self.config.precision)

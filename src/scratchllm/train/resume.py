@@ -19,8 +19,8 @@ from scratchllm.errors import CheckpointError, ConfigError
 # Everything else (data, model, optimizer, batch) would silently make it another run.
 RESUMABLE_CHANGES = frozenset(
     {"name", "out_dir", "max_steps", "epochs", "eval_every", "eval_batches", "sample_prompt",
-     "sample_tokens", "checkpoint_every", "keep_last", "background_checkpoints", "device",
-     "precision", "compile", "threads"}
+     "sample_tokens", "checkpoint_every", "keep_last", "background_checkpoints",
+     "keep_freed_memory", "device", "precision", "compile", "threads"}
 )  # fmt: skip
 
 
