@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import random
+import subprocess
 import sys
 
 import pytest
@@ -102,9 +103,6 @@ print(sum(faults[-3:]))
 
 
 def _reallocation_faults(mode: str) -> list[str]:
-    import subprocess
-    import sys
-
     done = subprocess.run(
         [sys.executable, "-c", _REALLOCATE, mode], capture_output=True, text=True, check=True
     )
@@ -119,8 +117,12 @@ def test_kept_memory_is_reused_without_page_faults():
     # each 64 MiB block is 16,384 pages of 4 KiB: glibc's own mmap faults them all in again
     # every time; once kept, the heap hands back pages that are already there
     (plain,) = _reallocation_faults("plain")
+    if int(plain) < 3 * 16_000:  # the premise, not the result under test
+        pytest.skip(
+            f"glibc's mmap'd blocks took only {plain} faults here (huge pages, "
+            "transparent_hugepage=always?): there is no 4 KiB faulting to remove"
+        )
     took_effect, kept = _reallocation_faults("keep")
-    assert int(plain) > 3 * 16_000
     assert took_effect == "True"
     assert int(kept) < 1_000
 
