@@ -2,7 +2,7 @@
 
 Both train skip-gram with negative sampling with the same settings (dim 100, window 5, 5
 negatives, min_count 5, sample 1e-3, alpha 0.025 -> 0.0001, 5 epochs) on the same sentences
-(``scratchllm.embeddings.sentences``: lowercased ``\\w+`` words, documents cut at 10,000 words),
+(``scratchllm.word2vec.sentences``: lowercased ``\\w+`` words, documents cut at 10,000 words),
 on the same number of threads (``workers`` threads for both; ours run torch with one intra-op
 thread each).
 
@@ -46,7 +46,7 @@ import gensim  # noqa: E402
 import torch  # noqa: E402
 from gensim.models import Word2Vec as GensimWord2Vec  # noqa: E402
 
-from scratchllm.embeddings import Word2VecConfig, WordVectors, sentences, train_word2vec  # noqa: E402
+from scratchllm.word2vec import Word2VecConfig, WordVectors, sentences, train_word2vec  # noqa: E402
 
 TARGET_SPEED = 0.3
 TARGET_AGREEMENT = 0.8

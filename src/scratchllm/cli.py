@@ -686,7 +686,7 @@ _VECTORS_HELP = (
 
 
 def _add_word2vec_parser(commands) -> None:
-    from scratchllm.embeddings import Word2VecConfig
+    from scratchllm.word2vec import Word2VecConfig
 
     defaults = Word2VecConfig()
     word2vec = commands.add_parser(
@@ -783,7 +783,7 @@ def _add_word2vec_parser(commands) -> None:
 
 
 def _add_embed_plot_parser(commands) -> None:
-    from scratchllm.embeddings.selection import DEFAULT_TOP
+    from scratchllm.word2vec.selection import DEFAULT_TOP
 
     plot = commands.add_parser(
         "embed-plot",
@@ -837,8 +837,8 @@ def _add_embed_plot_parser(commands) -> None:
 
 
 def run_word2vec_train(args: argparse.Namespace) -> None:
-    from scratchllm.embeddings import Word2VecConfig, sentences, train_word2vec
     from scratchllm.runtime import auto_threads
+    from scratchllm.word2vec import Word2VecConfig, sentences, train_word2vec
 
     config = Word2VecConfig(
         dim=args.dim,
@@ -877,7 +877,7 @@ def run_word2vec_train(args: argparse.Namespace) -> None:
 
 
 def run_word2vec_similar(args: argparse.Namespace) -> None:
-    from scratchllm.embeddings import WordVectors
+    from scratchllm.word2vec import WordVectors
 
     vectors = WordVectors.load(args.vectors)
     for word in args.words:
@@ -886,14 +886,14 @@ def run_word2vec_similar(args: argparse.Namespace) -> None:
 
 
 def run_word2vec_similarity(args: argparse.Namespace) -> None:
-    from scratchllm.embeddings import WordVectors
+    from scratchllm.word2vec import WordVectors
 
     vectors = WordVectors.load(args.vectors)
     print(f"{vectors.similarity(args.first, args.second):.4f}")
 
 
 def run_word2vec_analogy(args: argparse.Namespace) -> None:
-    from scratchllm.embeddings import WordVectors
+    from scratchllm.word2vec import WordVectors
 
     vectors = WordVectors.load(args.vectors)
     answers = vectors.analogy(args.a, args.b, args.c, k=args.k)
@@ -904,8 +904,8 @@ def run_word2vec_analogy(args: argparse.Namespace) -> None:
 
 
 def run_embed_plot(args: argparse.Namespace) -> None:
-    from scratchllm.embeddings.selection import parse_word_groups, token_points, word_points
     from scratchllm.viz import embedding_map
+    from scratchllm.word2vec.selection import parse_word_groups, token_points, word_points
 
     groups = parse_word_groups(args.words or [])
     if args.vectors is not None:
@@ -913,7 +913,7 @@ def run_embed_plot(args: argparse.Namespace) -> None:
             raise ScratchLLMError(
                 "--corpus ranks a checkpoint's tokens; with --vectors leave it out"
             )
-        from scratchllm.embeddings import WordVectors
+        from scratchllm.word2vec import WordVectors
 
         points = word_points(WordVectors.load(args.vectors), groups=groups, top=args.top)
         source = str(args.vectors)

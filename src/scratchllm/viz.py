@@ -225,7 +225,7 @@ def embedding_map(
     title: str | None = None,
 ) -> Path:
     """Project ``vectors`` (n, D), one per label, to 2-D (``method`` "pca" or "tsne") and plot."""
-    from scratchllm.embeddings.projection import project_2d
+    from scratchllm.word2vec.projection import project_2d
 
     projection = project_2d(vectors, method=method, seed=seed)
     return plot_embedding_map(

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchllm.embeddings.windows import context_windows, reduced_windows, skipgram_pairs
+from scratchllm.word2vec.windows import context_windows, reduced_windows, skipgram_pairs
 
 
 def naive_pairs(ids, sentence_ids, sizes):

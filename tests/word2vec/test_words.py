@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scratchllm.embeddings.words import sentences, split_words
 from scratchllm.errors import ConfigError
+from scratchllm.word2vec.words import sentences, split_words
 
 
 def test_identifiers_split_at_dots_and_keep_underscores():

@@ -30,11 +30,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from scratchllm.embeddings.vectors import WordVectors
-from scratchllm.embeddings.vocab import Vocabulary, keep_probabilities, noise_distribution
-from scratchllm.embeddings.windows import context_windows, reduced_windows
-from scratchllm.embeddings.word2vec import Word2Vec, Word2VecConfig, linear_learning_rate
 from scratchllm.errors import ConfigError
+from scratchllm.word2vec.model import Word2Vec, Word2VecConfig, linear_learning_rate
+from scratchllm.word2vec.vectors import WordVectors
+from scratchllm.word2vec.vocab import Vocabulary, keep_probabilities, noise_distribution
+from scratchllm.word2vec.windows import context_windows, reduced_windows
 
 JOB_WORDS = 10_000  # words per job, as gensim's batch_words: a thread's unit of work
 

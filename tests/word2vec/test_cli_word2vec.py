@@ -7,10 +7,10 @@ import torch
 
 from scratchllm.cli import main
 from scratchllm.config import GPTConfig
-from scratchllm.embeddings import WordVectors
 from scratchllm.model.gpt import GPT
 from scratchllm.tokenizer import SimpleTokenizer
 from scratchllm.weights.checkpoint import save_checkpoint
+from scratchllm.word2vec import WordVectors
 
 FAST = ["--dim", "16", "--window", "2", "--min-count", "1", "--sample", "0", "--epochs", "3"]
 

@@ -7,9 +7,9 @@ import itertools
 import pytest
 import torch
 
-from scratchllm.embeddings import Word2VecConfig, train_word2vec
-from scratchllm.embeddings.word2vec import Word2Vec, linear_learning_rate
 from scratchllm.errors import ConfigError, DataLengthError
+from scratchllm.word2vec import Word2VecConfig, train_word2vec
+from scratchllm.word2vec.model import Word2Vec, linear_learning_rate
 
 # small and fast: 10 target words, ~10k words of text; sample=0 keeps every occurrence
 TINY = Word2VecConfig(dim=16, window=2, negative=4, min_count=1, sample=0.0, epochs=4, seed=3)
@@ -43,7 +43,7 @@ def test_words_sharing_contexts_end_up_closer(synthetic, architecture):
 
 def test_untrained_tables_show_no_such_structure(synthetic):
     """The control for the margin above: the same check on initial vectors."""
-    from scratchllm.embeddings import Vocabulary, WordVectors
+    from scratchllm.word2vec import Vocabulary, WordVectors
 
     vocabulary = Vocabulary.build(synthetic.sentences, min_count=1)
     model = Word2Vec(len(vocabulary), 16, generator=torch.Generator().manual_seed(3))

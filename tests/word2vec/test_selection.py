@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scratchllm.embeddings.selection import (
+from scratchllm.errors import ConfigError, UnknownWordError
+from scratchllm.tokenizer import BPETokenizer, SimpleTokenizer
+from scratchllm.word2vec.selection import (
     parse_word_groups,
     token_for_word,
     token_points,
     word_points,
 )
-from scratchllm.embeddings.vectors import WordVectors
-from scratchllm.errors import ConfigError, UnknownWordError
-from scratchllm.tokenizer import BPETokenizer, SimpleTokenizer
+from scratchllm.word2vec.vectors import WordVectors
 
 TEXT = "the cat sat on the mat . the dog sat on the log , a cat and a dog ."
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from scratchllm.embeddings.projection import pca_2d, project_2d
 from scratchllm.errors import ConfigError, ScratchLLMError
+from scratchllm.word2vec.projection import pca_2d, project_2d
 
 
 def test_pca_matches_numpy_svd_up_to_sign():

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from scratchllm.embeddings.vectors import TENSORS_FILE, TEXT_FILE, VOCAB_FILE, WordVectors
 from scratchllm.errors import ConfigError, UnknownWordError, VectorsFormatError
+from scratchllm.word2vec.vectors import TENSORS_FILE, TEXT_FILE, VOCAB_FILE, WordVectors
 
 WORDS = ["king", "queen", "man", "woman", "apple"]
 # gender on axis 0, royalty on axis 1, fruit on axis 2: king - man + woman = queen exactly

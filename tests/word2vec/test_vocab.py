@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from scratchllm.embeddings.vocab import Vocabulary, keep_probabilities, noise_distribution
 from scratchllm.errors import ConfigError, DataLengthError
+from scratchllm.word2vec.vocab import Vocabulary, keep_probabilities, noise_distribution
 
 
 def test_build_keeps_min_count_orders_by_count_then_first_appearance():
