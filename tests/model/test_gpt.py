@@ -330,3 +330,28 @@ def test_prefill_and_decode_through_real_kv_caches_equal_the_full_pass():
             step = token_ids[:, position : position + 1]
             pieces.append(model(step, kv_caches=caches, start_position=position))
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=0)
+
+
+def test_hidden_states_are_hf_last_hidden_state_and_feed_the_head():
+    # oracle: transformers' GPT2Model.last_hidden_state is the output of ln_f, as ours is
+    transformers = pytest.importorskip("transformers")
+    from scratchllm.weights.hf_gpt2 import to_hf_state_dict
+
+    config = GPTConfig(
+        vocab_size=97, context_length=24, n_embd=32, n_head=4, n_layer=2, dropout=0.0,
+        qkv_bias=True, tie_weights=True,
+    )  # fmt: skip
+    model = GPT(config, generator=torch.Generator().manual_seed(11)).eval()
+    hf_config = transformers.GPT2Config(
+        vocab_size=97, n_positions=24, n_embd=32, n_head=4, n_layer=2,
+        activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+    )  # fmt: skip
+    hf = transformers.GPT2LMHeadModel(hf_config).eval()
+    hf.load_state_dict(to_hf_state_dict(model.state_dict(), config), strict=True)
+    token_ids = torch.randint(0, 97, (2, 9), generator=torch.Generator().manual_seed(12))
+    with torch.no_grad():
+        hidden = model.hidden_states(token_ids)
+        expected = hf.transformer(token_ids).last_hidden_state
+        assert hidden.shape == (2, 9, 32)
+        torch.testing.assert_close(hidden, expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(model.lm_head(hidden), model(token_ids), atol=0, rtol=0)

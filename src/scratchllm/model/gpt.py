@@ -3,6 +3,8 @@
 Data flow for token ids ``(B, T)``:
 
     wte(ids) + wpe(positions) -> dropout -> n_layer x Block -> ln_f -> lm_head -> logits (B, T, V)
+                                                                  |
+                                            hidden_states (B, T, C): what a task head reads
 
 and each pre-LayerNorm ``Block`` is
 
@@ -228,6 +230,21 @@ class GPT(nn.Module):
         ``0 .. start_position - 1``: prefill with ``start_position=0``, then decode one token at
         a time.
         """
+        hidden = self._run(token_ids, kv_caches=kv_caches, start_position=start_position)
+        return self.lm_head(hidden)  # (B, T, V)
+
+    def hidden_states(
+        self,
+        token_ids: torch.Tensor,
+        *,
+        kv_caches: list[KVCache] | None = None,
+        start_position: int = 0,
+    ) -> torch.Tensor:
+        """The final hidden states ``(B, T, C)``, after ``ln_f`` and before ``lm_head``.
+
+        What a task head reads (a classifier takes one position of it); ``forward`` is
+        ``lm_head(hidden_states(...))``. Takes the same caches and positions as ``forward``.
+        """
         return self._run(token_ids, kv_caches=kv_caches, start_position=start_position)
 
     @torch.no_grad()
@@ -267,7 +284,7 @@ class GPT(nn.Module):
                 start_position=start_position,
                 weights_sink=weights_sink,
             )
-        return self.lm_head(self.ln_f(x))  # (B, T, V)
+        return self.ln_f(x)  # (B, T, C)
 
     def make_kv_caches(
         self,
