@@ -101,11 +101,11 @@ def run_reference(epochs: int, text: str, seed: int = 123) -> dict:
 def run_ours(epochs: int, out_dir: str, seed: int = 123, extra_epochs: int = 0) -> dict:
     from scratchllm.config import TrainConfig
     from scratchllm.train import train
-    from scratchllm.train.loop import Trainer
     from scratchllm.train.metrics import MetricsLog
+    from scratchllm.train.run import Run
 
     # the reference loop writes no checkpoint; ours would write two of 2 GB (weights + AdamW)
-    Trainer._save = lambda self: None
+    Run._save = lambda self: None
 
     config = TrainConfig.from_toml(CONFIG).replace(
         corpus=str(SHARED_DATA / "the-verdict.txt"), epochs=float(epochs + extra_epochs),

@@ -15,7 +15,7 @@ loss 6.452``) within 0.015 at every evaluation: the loop computes what the walkt
 does, and the published figures are one draw of its randomness
 (``docs/pretraining-the-verdict.md``).
 
-    python docs/the-verdict/replay_walkthrough_draws.py    # ~30 min on 1 busy core
+    python docs/the-verdict/replay_walkthrough_draws.py [THREADS [STEPS]]   # ~30 min, 1 busy core
 
 Needs the shared data folder beside the repository (``../shared/data``). It patches two
 methods of the library for the experiment; nothing is saved.
@@ -38,7 +38,7 @@ os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(DATA / "tiktoken-cache"))
 from scratchllm.config import TrainConfig  # noqa: E402
 from scratchllm.train import train  # noqa: E402
 from scratchllm.train.batches import BatchPlan  # noqa: E402
-from scratchllm.train.loop import Trainer  # noqa: E402
+from scratchllm.train.run import Run  # noqa: E402
 
 WINDOWS, BATCHES_PER_EPOCH = 18, 9
 
@@ -65,26 +65,28 @@ def window_indices(self: BatchPlan, micro_batch: int, *, rank: int = 0) -> np.nd
     return epoch_order["windows"][start : start + 2]
 
 
-evaluate = Trainer._evaluate
+evaluate = Run._evaluate
 
 
-def evaluate_as_the_walkthrough(self: Trainer) -> bool:
+def evaluate_as_the_walkthrough(self: Run) -> bool:
     if self.step % 5 != 1:  # its global_step % eval_freq == 0, counted from 0
         return False
     draw()
-    self.train_eval_indices = shuffled(draw())[:10]  # 5 batches of the shuffled train loader
+    # 5 batches of the shuffled train loader
+    self.objective.train_eval_indices = shuffled(draw())[:10]
     draw()  # the val loader's iterator
     return evaluate(self)
 
 
 def main() -> None:
     BatchPlan.window_indices = window_indices
-    Trainer._evaluate = evaluate_as_the_walkthrough
-    Trainer._save = lambda self: None
+    Run._evaluate = evaluate_as_the_walkthrough
+    Run._save = lambda self: None
     threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 0  # 0: the whole run (90 steps)
     config = TrainConfig.from_toml(REPO / "configs" / "the-verdict-gpt2-small.toml").replace(
         corpus=str(DATA / "the-verdict.txt"), out_dir=tempfile.mkdtemp(), threads=threads,
-        sample_tokens=0, eval_every=1,
+        sample_tokens=0, eval_every=1, max_steps=steps,
     )  # fmt: skip
     train(config, show_progress=False)
 

@@ -38,7 +38,7 @@ _spec.loader.exec_module(replay)  # sets TIKTOKEN_CACHE_DIR to the shared cache 
 from scratchllm.config import TrainConfig  # noqa: E402
 from scratchllm.train import train  # noqa: E402
 from scratchllm.train.batches import BatchPlan  # noqa: E402
-from scratchllm.train.loop import Trainer  # noqa: E402
+from scratchllm.train.run import Run  # noqa: E402
 
 
 def main() -> None:
@@ -49,13 +49,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
-    Trainer._save = lambda self: None
+    Run._save = lambda self: None
     if args.draws == "walkthrough":
         BatchPlan.window_indices = replay.window_indices
-        Trainer._evaluate = replay.evaluate_as_the_walkthrough
-    train_step, run = Trainer._train_step, Trainer.run
+        Run._evaluate = replay.evaluate_as_the_walkthrough
+    train_step, run = Run._train_step, Run.run
 
-    def shifted_step(self: Trainer) -> None:
+    def shifted_step(self: Run) -> None:
         if self.step == 0:
             for _ in range(args.k):
                 torch.empty((), dtype=torch.int32).random_()  # one 32-bit number each
@@ -63,12 +63,15 @@ def main() -> None:
 
     final = {}
 
-    def run_then_score(self: Trainer, **options):
+    def run_then_score(self: Run, **options):
         result = run(self, **options)
-        final["train"] = self._mean_loss(self.train_set, np.arange(len(self.train_set)))
+        windows = np.arange(len(self.objective.train_set))
+        final["train"] = self.objective._mean_loss(
+            self.model, self.objective.train_set, windows, self.run_context
+        )
         return result
 
-    Trainer._train_step, Trainer.run = shifted_step, run_then_score
+    Run._train_step, Run.run = shifted_step, run_then_score
     config = TrainConfig.from_toml(replay.REPO / "configs" / "the-verdict-gpt2-small.toml").replace(
         corpus=str(replay.DATA / "the-verdict.txt"), out_dir=tempfile.mkdtemp(),
         threads=args.threads, sample_tokens=0, max_steps=args.steps,

@@ -25,7 +25,7 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from scratchllm.errors import ConfigError
 
@@ -138,53 +138,24 @@ def _option(default: Any, help: str) -> Any:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """One training run: data, model, optimizer, schedule, evaluation, checkpoints, runtime.
+class RunOptions:
+    """What every training run shares, whatever it trains for: the run folder, the batch, how
+    long, the optimizer and its schedule, evaluation, checkpoints and the runtime.
 
-    The same dataclass comes from a TOML file (``from_toml``), from CLI flags, or both (the
-    flags override the file), and is saved as ``train.toml`` in the run folder. TOML has no
-    null, so "not set" is ``0`` or ``""`` where a field says so. Model fields other than the
-    preset go in ``model_overrides`` (the ``[model]`` table of the TOML file); the vocabulary
-    size comes from the tokenizer. A ``[model]`` table lists every override (the default
-    ``{"dropout": 0.2}`` applies only without one).
-
-    The defaults are the README's run: ``cpu-small`` on python-docs with a 4,096-token BPE,
-    250 steps of 4,096 tokens (~10 epochs), about 7 minutes on 2 CPU cores.
-
-    >>> TrainConfig(lr=0.0).lr
-    Traceback (most recent call last):
-        ...
-    scratchllm.errors.ConfigError: lr must be a positive number, got 0.0
+    The run machinery (``train/run.py``) reads only these fields; a run's own config
+    (``TrainConfig`` for pretraining, the finetuning configs) subclasses this and adds its data,
+    model and task fields, redeclaring a field here to give it another default. The same
+    dataclass comes from a TOML file (``from_toml``), from CLI flags, or both, and is saved as
+    ``train.toml`` in the run folder. TOML has no null, so "not set" is ``0`` or ``""`` where a
+    field says so.
     """
 
     # the run
     name: str = _option("", "run folder name under out_dir (default: the start time)")
     out_dir: str = _option("out/runs", "folder that holds the runs")
     seed: int = _option(1337, "seeds the initialisation, the data order and dropout")
-    # data: a corpus tokenized into the run folder, or a folder `scratchllm prepare` wrote
-    corpus: str = _option("python-docs", "named corpus, text file, folder or glob of files")
-    data: str = _option("", "prepared data folder (scratchllm prepare); replaces corpus/tokenizer")
-    tokenizer: str = _option("bpe:4096", "tokenizer spec: gpt2, a saved folder, or bpe:N")
-    val_fraction: float = _option(0.1, "share of the corpus held out for validation")
-    split: str = _option(
-        "auto",
-        "train/val cut: 'auto' (at a document boundary, else mid-token-stream) or "
-        "'characters' (the walkthrough's cut of the text at (1 - val_fraction) of its characters)",
-    )
-    # the model: a preset (config.PRESETS) plus field overrides
-    model: str = _option("cpu-small", "model preset (see `scratchllm model --help`)")
-    # python-docs is ~100k tokens: the default run reads it ~10 times and overfits without
-    # dropout (measured: val loss flat from epoch 7 while train keeps falling)
-    model_overrides: dict[str, Any] = dataclasses.field(
-        default_factory=lambda: {"dropout": 0.2},
-        metadata={"help": "GPTConfig fields that replace the preset's"},
-    )
-    init_from: str = _option(
-        "", "checkpoint whose weights and tokenizer start this new run (continued pretraining)"
-    )
-    # batches: micro-batches of windows, accumulated to tokens_per_step
+    # batches: micro-batches of examples, accumulated to tokens_per_step
     batch_size: int = _option(16, "windows per micro-batch (per process)")
-    stride: int = _option(0, "tokens between window starts; 0 = the context length (no overlap)")
     tokens_per_step: int = _option(
         0, "tokens per optimizer step, reached by gradient accumulation; 0 = one micro-batch"
     )
@@ -200,11 +171,9 @@ class TrainConfig:
     beta1: float = _option(0.9, "AdamW beta1")
     beta2: float = _option(0.95, "AdamW beta2 (0.95 as GPT-3 trained; torch's default is 0.999)")
     grad_clip: float = _option(1.0, "clip the gradient norm to this; 0 = no clipping")
-    # evaluation, samples and checkpoints
+    # evaluation and checkpoints
     eval_every: int = _option(50, "evaluate (val loss, sample, plot) every N steps")
     eval_batches: int = _option(3, "val batches per evaluation (fixed, so evaluations compare)")
-    sample_prompt: str = _option("The", "prompt of the greedy sample printed at each evaluation")
-    sample_tokens: int = _option(40, "tokens in that sample; 0 = no sample")
     checkpoint_every: int = _option(0, "save a checkpoint every N steps; 0 = at each evaluation")
     keep_last: int = _option(2, "checkpoints kept besides the best by val loss")
     background_checkpoints: bool = _option(
@@ -234,8 +203,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        not_negative = ("seed", "stride", "tokens_per_step", "max_steps", "warmup_steps")
-        not_negative += ("sample_tokens", "checkpoint_every", "threads")
+        not_negative = ("seed", "tokens_per_step", "max_steps", "warmup_steps")
+        not_negative += ("checkpoint_every", "threads")
         for name in not_negative:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
@@ -250,17 +219,122 @@ class TrainConfig:
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if not 0 <= self.val_fraction < 1:
-            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.max_steps == 0 and self.epochs == 0:
             raise ConfigError("set max_steps or epochs (or both: the run stops at the first)")
-        for name, allowed in (
-            ("schedule", SCHEDULES),
-            ("split", SPLITS),
-            ("precision", PRECISIONS),
-        ):
+        for name, allowed in (("schedule", SCHEDULES), ("precision", PRECISIONS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [field.name for field in dataclasses.fields(cls)]
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with some fields changed (validated again)."""
+        unknown = sorted(set(changes) - set(self.field_names()))
+        if unknown:
+            raise ConfigError(
+                f"unknown training option(s) {unknown}; options are {self.field_names()}"
+            )
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data in the TOML layout (a dict-valued entry becomes a table)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Inverse of ``to_dict``; unknown keys are an error, missing ones take the defaults."""
+        return cls().replace(**data)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str]) -> Self:
+        """Read a run config from a TOML file (see ``configs/``)."""
+        path = Path(path)
+        try:
+            with path.open("rb") as handle:
+                data = tomllib.load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"no config file at {path}") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{path} is a folder; pass a TOML file (see configs/)") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path} is not valid TOML: {error}") from None
+        except OSError as error:
+            raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
+        try:
+            return cls.from_dict(data)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
+
+    def to_toml(self) -> str:
+        """The config as a TOML document that ``from_toml`` reads back to an equal config."""
+        data = self.to_dict()
+        tables = {key: value for key, value in data.items() if isinstance(value, dict)}
+        scalars = {key: value for key, value in data.items() if key not in tables}
+        lines = [f"{key} = {_toml_value(value)}" for key, value in scalars.items()]
+        for table, values in tables.items():
+            lines += ["", f"[{table}]"]
+            lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+        return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class TrainConfig(RunOptions):
+    """One pretraining run: the shared ``RunOptions`` plus its data and model.
+
+    Model fields other than the preset go in ``model_overrides`` (the ``[model]`` table of the
+    TOML file); the vocabulary size comes from the tokenizer. A ``[model]`` table lists every
+    override (the default ``{"dropout": 0.2}`` applies only without one).
+
+    The defaults are the README's run: ``cpu-small`` on python-docs with a 4,096-token BPE,
+    250 steps of 4,096 tokens (~10 epochs), about 7 minutes on 2 CPU cores.
+
+    >>> TrainConfig(lr=0.0).lr
+    Traceback (most recent call last):
+        ...
+    scratchllm.errors.ConfigError: lr must be a positive number, got 0.0
+    """
+
+    # data: a corpus tokenized into the run folder, or a folder `scratchllm prepare` wrote
+    corpus: str = _option("python-docs", "named corpus, text file, folder or glob of files")
+    data: str = _option("", "prepared data folder (scratchllm prepare); replaces corpus/tokenizer")
+    tokenizer: str = _option("bpe:4096", "tokenizer spec: gpt2, a saved folder, or bpe:N")
+    val_fraction: float = _option(0.1, "share of the corpus held out for validation")
+    split: str = _option(
+        "auto",
+        "train/val cut: 'auto' (at a document boundary, else mid-token-stream) or "
+        "'characters' (the walkthrough's cut of the text at (1 - val_fraction) of its characters)",
+    )
+    stride: int = _option(0, "tokens between window starts; 0 = the context length (no overlap)")
+    # the model: a preset (config.PRESETS) plus field overrides
+    model: str = _option(
+        "cpu-small",
+        "model preset (see `scratchllm model --help`); '' = none, the overrides give the shape "
+        "(what an --init-from run records)",
+    )
+    # python-docs is ~100k tokens: the default run reads it ~10 times and overfits without
+    # dropout (measured: val loss flat from epoch 7 while train keeps falling)
+    model_overrides: dict[str, Any] = dataclasses.field(
+        default_factory=lambda: {"dropout": 0.2},
+        metadata={"help": "GPTConfig fields that replace the preset's"},
+    )
+    init_from: str = _option(
+        "", "checkpoint whose weights and tokenizer start this new run (continued pretraining)"
+    )
+    # the sample printed at each evaluation
+    sample_prompt: str = _option("The", "prompt of the greedy sample printed at each evaluation")
+    sample_tokens: int = _option(40, "tokens in that sample; 0 = no sample")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("stride", "sample_tokens"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.split not in SPLITS:
+            raise ConfigError(f"split must be one of {SPLITS}, got {self.split!r}")
         self.model_config(vocab_size=1)  # an unknown preset or a bad override fails here
 
     def model_config(self, *, vocab_size: int) -> GPTConfig:
@@ -274,16 +348,9 @@ class TrainConfig:
             raise ConfigError(
                 f"model vocab_size {wanted} is smaller than the tokenizer's {vocab_size} ids"
             )
+        if not self.model:  # no preset: GPTConfig's defaults, every field overridable
+            return GPTConfig(vocab_size=wanted).replace(**overrides)
         return GPTConfig.from_name(self.model, vocab_size=wanted, **overrides)
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with some fields changed (validated again)."""
-        unknown = sorted(set(changes) - set(train_field_names()))
-        if unknown:
-            raise ConfigError(
-                f"unknown training option(s) {unknown}; options are {train_field_names()}"
-            )
-        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data in the TOML layout: the model preset and overrides as a ``model`` table."""
@@ -305,43 +372,18 @@ class TrainConfig:
             data["model"] = model
         return cls().replace(**data)
 
-    @classmethod
-    def from_toml(cls, path: str | os.PathLike[str]) -> TrainConfig:
-        """Read a run config from a TOML file (see ``configs/``)."""
-        path = Path(path)
-        try:
-            with path.open("rb") as handle:
-                data = tomllib.load(handle)
-        except FileNotFoundError:
-            raise ConfigError(f"no config file at {path}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise ConfigError(f"{path} is not valid TOML: {error}") from None
-        try:
-            return cls.from_dict(data)
-        except ConfigError as error:
-            raise ConfigError(f"{path}: {error}") from None
-
-    def to_toml(self) -> str:
-        """The config as a TOML document that ``from_toml`` reads back to an equal config."""
-        data = self.to_dict()
-        model = data.pop("model")
-        lines = [f"{key} = {_toml_value(value)}" for key, value in data.items()]
-        lines += ["", "[model]"] + [f"{key} = {_toml_value(value)}" for key, value in model.items()]
-        return "\n".join(lines) + "\n"
-
 
 def train_field_names() -> list[str]:
-    return [field.name for field in dataclasses.fields(TrainConfig)]
+    return TrainConfig.field_names()
 
 
-def _check_types(config: TrainConfig) -> None:
+def _check_types(config: RunOptions) -> None:
     """Each field must have its default's type (an int is accepted for a float)."""
-    defaults = TrainConfig.__dataclass_fields__
-    for name, field in defaults.items():
+    for name, field in type(config).__dataclass_fields__.items():
         value = getattr(config, name)
-        if name == "model_overrides":
+        if field.default is dataclasses.MISSING:  # a table (default_factory)
             if not isinstance(value, dict):
-                raise ConfigError(f"model_overrides must be a table of GPTConfig fields: {value!r}")
+                raise ConfigError(f"{name} must be a table of fields, got {value!r}")
             continue
         expected = type(field.default)
         if expected is float:
@@ -378,3 +420,139 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     raise ConfigError(f"cannot write {value!r} to TOML")
+
+
+# ---- what a checkpoint carries besides the GPT (weights/checkpoint.py) -----------------------
+
+HEAD_KINDS = ("classification",)
+# which hidden state a classification head reads: the walkthrough's "last" position of the
+# (padded) sequence, or the "last-token" of each text, wherever its padding starts
+HEAD_POSITIONS = ("last", "last-token")
+LORA_TARGETS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj", "lm_head")
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """A task head on the GPT's final hidden states: ``Linear(n_embd, num_classes)`` reading
+    one position. A checkpoint declares it in ``config.json`` with its label names.
+
+    >>> HeadConfig(num_classes=2, labels=("ham", "spam")).label_names
+    ('ham', 'spam')
+    >>> HeadConfig(num_classes=3, labels=("a", "b"))
+    Traceback (most recent call last):
+        ...
+    scratchllm.errors.ConfigError: head: 2 labels for 3 classes; give one name per class
+    """
+
+    kind: str = "classification"
+    num_classes: int = 2
+    labels: tuple[str, ...] = ()  # one name per class, in class order; () = "0", "1", ...
+    position: str = "last"  # one of HEAD_POSITIONS
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in HEAD_KINDS:
+            raise ConfigError(f"head: kind must be one of {HEAD_KINDS}, got {self.kind!r}")
+        count = self.num_classes
+        if isinstance(count, bool) or not isinstance(count, int) or count < 2:
+            raise ConfigError(f"head: num_classes must be an integer >= 2, got {count!r}")
+        labels = self.labels
+        if not isinstance(labels, tuple | list) or not all(isinstance(x, str) for x in labels):
+            raise ConfigError(f"head: labels must be a list of strings, got {labels!r}")
+        object.__setattr__(self, "labels", tuple(labels))
+        if labels and len(labels) != count:
+            raise ConfigError(
+                f"head: {len(labels)} labels for {count} classes; give one name per class"
+            )
+        if any(not label for label in labels) or len(set(labels)) != len(labels):
+            raise ConfigError(f"head: label names must be distinct and non-empty: {labels!r}")
+        if self.position not in HEAD_POSITIONS:
+            raise ConfigError(
+                f"head: position must be one of {HEAD_POSITIONS}, got {self.position!r}"
+            )
+        if not isinstance(self.bias, bool):
+            raise ConfigError(f"head: bias must be true or false, got {self.bias!r}")
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return self.labels or tuple(str(index) for index in range(self.num_classes))
+
+    def parameter_shapes(self, n_embd: int) -> dict[str, tuple[int, ...]]:
+        """The head's weights, as ``head.safetensors`` must hold them."""
+        shapes: dict[str, tuple[int, ...]] = {"weight": (self.num_classes, n_embd)}
+        if self.bias:
+            shapes["bias"] = (self.num_classes,)
+        return shapes
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["labels"] = list(self.labels)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> HeadConfig:
+        return _strict_from_dict(cls, data, what="head")
+
+
+@dataclass(frozen=True)
+class LoRAConfig:
+    """Low-rank adapters (Hu et al. 2021): each targeted ``nn.Linear`` ``W`` computes
+    ``x W^T + (alpha / rank) * x A^T B^T`` with trainable ``A`` (rank, in) and ``B`` (out, rank),
+    ``B`` starting at zero. ``targets`` name layers by their GPT-2 suffix (``LORA_TARGETS``).
+
+    >>> LoRAConfig(rank=8, alpha=16).scale
+    2.0
+    """
+
+    rank: int = 8
+    alpha: float = 16.0
+    targets: tuple[str, ...] = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+    dropout: float = 0.0  # on the adapter's input only
+
+    def __post_init__(self) -> None:
+        rank = self.rank
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise ConfigError(f"adapters: rank must be a positive integer, got {rank!r}")
+        alpha = self.alpha
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not alpha > 0:
+            raise ConfigError(f"adapters: alpha must be a positive number, got {alpha!r}")
+        object.__setattr__(self, "alpha", float(alpha))
+        targets = self.targets
+        if not isinstance(targets, tuple | list) or not targets:
+            raise ConfigError(f"adapters: targets must be a non-empty list, got {targets!r}")
+        object.__setattr__(self, "targets", tuple(targets))
+        unknown = sorted(set(self.targets) - set(LORA_TARGETS))
+        if unknown or len(set(self.targets)) != len(self.targets):
+            raise ConfigError(
+                f"adapters: targets must be distinct names from {LORA_TARGETS}, got "
+                f"{list(self.targets)}"
+            )
+        if not isinstance(self.dropout, int | float) or not 0 <= self.dropout < 1:
+            raise ConfigError(f"adapters: dropout must be in [0, 1), got {self.dropout!r}")
+
+    @property
+    def scale(self) -> float:
+        return self.alpha / self.rank
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["targets"] = list(self.targets)
+        return {"kind": "lora", **data}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LoRAConfig:
+        if isinstance(data, dict) and data.get("kind", "lora") != "lora":
+            raise ConfigError(f"adapters: kind must be 'lora', got {data.get('kind')!r}")
+        data = {k: v for k, v in data.items() if k != "kind"} if isinstance(data, dict) else data
+        return _strict_from_dict(cls, data, what="adapters")
+
+
+def _strict_from_dict(cls: Any, data: Any, *, what: str) -> Any:
+    """``cls(**data)``, refusing anything but a table of its own fields."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} must be a table of fields, got {data!r}")
+    names = [field.name for field in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"{what}: unknown field(s) {unknown}; fields are {names}")
+    return cls(**data)

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from scratchllm.errors import CheckpointError
-from scratchllm.train import loop, train
+from scratchllm.train import run, train
 from scratchllm.train.checkpointing import CheckpointWriter, cpu_copy
 from scratchllm.train.run_dir import checkpoint_dir
 from scratchllm.weights.checkpoint import WEIGHTS_FILE, load_training_state, save_checkpoint
@@ -73,7 +73,7 @@ def test_a_background_checkpoint_holds_the_state_of_its_own_step(make_config, mo
         time.sleep(0.5)
         return save_checkpoint(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "save_checkpoint", slow_save)
+    monkeypatch.setattr(run, "save_checkpoint", slow_save)
     full = train(make_config(name="full", keep_last=5, eval_every=4), show_progress=False)
     stopped = train(make_config(name="stopped", eval_every=4), stop_after=4, show_progress=False)
     assert full.step == 8 and stopped.step == 4

@@ -15,10 +15,16 @@ from scratchllm.errors import CheckpointError, ConfigError
 from scratchllm.model.gpt import GPT
 from scratchllm.train import train
 from scratchllm.train.batches import stack_windows
-from scratchllm.train.loop import Trainer
 from scratchllm.train.metrics import MetricsLog
+from scratchllm.train.pretrain import Pretraining
+from scratchllm.train.run import Run
 from scratchllm.train.run_dir import best_checkpoint, list_checkpoints
 from scratchllm.weights.checkpoint import TRAINING_STATE_FILE, WEIGHTS_FILE, load_checkpoint
+
+
+def make_run(config):
+    """The run machinery with the pretraining objective, set up but not started."""
+    return Run(config, Pretraining(config))
 
 
 def read_metrics(run_dir):
@@ -132,11 +138,11 @@ def test_dropout_continues_the_init_stream_as_the_walkthrough_does(make_config):
     # init would leave dropout replaying the very numbers that drew the weights
     config = make_config(max_steps=1)
     config = config.replace(model_overrides={**config.model_overrides, "dropout": 0.5})
-    trainer = Trainer(config, resume=None)
+    trainer = make_run(config)
     state = torch.get_rng_state()  # the trainer's; the references below reseed torch
-    inputs, targets = stack_windows(trainer.train_set, trainer.plan.window_indices(0))
+    inputs, targets = stack_windows(trainer.objective.train_set, trainer.plan.window_indices(0))
     torch.manual_seed(7)  # the config's seed
-    reference = GPT(trainer.model_config).train()
+    reference = GPT(trainer.objective.model_config).train()
     expected = F.cross_entropy(reference(inputs).flatten(0, 1), targets.flatten()).item()
     torch.manual_seed(7)  # the same weights, with masks from the start of the stream
     replayed = F.cross_entropy(reference(inputs).flatten(0, 1), targets.flatten()).item()
@@ -165,7 +171,7 @@ def test_tokens_per_step_must_be_a_multiple_of_a_micro_batch(make_config):
 def test_compiled_model_checkpoints_have_plain_names(make_config):
     # torch.compile wraps lazily (no compilation until the first call); saving goes through
     # the original module, so no "_orig_mod." prefix reaches the checkpoint
-    trainer = Trainer(make_config(compile=True), resume=None)
+    trainer = make_run(make_config(compile=True))
     assert type(trainer.step_model).__name__ == "OptimizedModule"
     assert any(k.startswith("_orig_mod.") for k in trainer.step_model.state_dict())
     trainer.step = 1  # pretend a step ran, then save it
@@ -177,11 +183,84 @@ def test_compiled_model_checkpoints_have_plain_names(make_config):
 
 
 def test_a_run_keeps_freed_memory_unless_told_not_to(make_config, monkeypatch):
-    from scratchllm.train import loop
+    from scratchllm.train import run
 
     calls = []
-    monkeypatch.setattr(loop, "keep_freed_memory", lambda: calls.append("kept") or True)
-    Trainer(make_config(name="kept", max_steps=1), resume=None)
+    monkeypatch.setattr(run, "keep_freed_memory", lambda: calls.append("kept") or True)
+    make_run(make_config(name="kept", max_steps=1))
     assert calls == ["kept"]
-    Trainer(make_config(name="given-back", max_steps=1, keep_freed_memory=False), resume=None)
+    make_run(make_config(name="given-back", max_steps=1, keep_freed_memory=False))
     assert calls == ["kept"]
+
+
+def test_an_init_from_run_records_what_runs_and_resumes(make_config):
+    # the new user's report: a cpu-tiny run, a run --init-from it, whose train.toml said
+    # cpu-small and whose --resume failed with "another shape"
+    base = train(make_config(name="t1", max_steps=4, eval_every=4), show_progress=False)
+    config = make_config(
+        name="b", init_from=str(base.run_dir), max_steps=4, eval_every=2, model="cpu-small",
+        model_overrides={"dropout": 0.1},
+    )  # fmt: skip
+    first = train(config, stop_after=2, show_progress=False)
+    recorded = TrainConfig.from_toml(first.run_dir / "train.toml")
+    assert recorded.init_from == str(base.checkpoint)  # the checkpoint, not the moving run
+    assert recorded.model == ""  # no preset has its shape: the overrides give all of it
+    assert recorded.model_overrides == {**base_model_config(base), "dropout": 0.1}
+    assert recorded.tokenizer == str(base.checkpoint / "tokenizer")
+    resumed = train(recorded, resume=first.run_dir, show_progress=False)
+    whole = train(config.replace(name="b-whole"), show_progress=False)
+    assert resumed.step == 4 and resumed.losses == whole.losses
+
+
+def base_model_config(result):
+    model, _ = load_checkpoint(result.checkpoint)
+    return model.config.to_dict()
+
+
+def test_a_start_that_failed_before_its_first_checkpoint_does_not_block_its_name(
+    make_config, monkeypatch
+):
+    from scratchllm.train import run as run_module
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("boom during setup")
+
+    config = make_config(name="again", max_steps=2, eval_every=2)
+    monkeypatch.setattr(run_module, "build_optimizer", fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        train(config, show_progress=False)
+    with pytest.raises(CheckpointError, match="start that failed before its first checkpoint"):
+        train(config, resume=config.out_dir + "/again", show_progress=False)
+    monkeypatch.undo()
+    result = train(config, show_progress=False)  # the same name starts afresh
+    assert result.step == 2
+    with pytest.raises(CheckpointError, match="already exists"):  # a real run is never cleared
+        train(config, show_progress=False)
+
+
+def test_an_edited_train_toml_is_caught_against_the_checkpoint(make_config):
+    config = make_config(name="edited", max_steps=4, eval_every=2)
+    first = train(config, stop_after=2, show_progress=False)
+    toml = first.run_dir / "train.toml"
+    toml.write_text(toml.read_text().replace("lr = 0.01", "lr = 0.5"))
+    edited = TrainConfig.from_toml(toml)
+    assert edited.lr == 0.5
+    with pytest.raises(ConfigError, match=r"cannot change lr 0\.01 -> 0\.5.*step-0000002 was"):
+        train(edited, resume=first.run_dir, show_progress=False)
+
+
+def test_an_init_from_run_of_a_preset_records_that_preset(make_config):
+    base = train(
+        make_config(name="tiny", model="cpu-tiny", model_overrides={}, max_steps=1, eval_every=1),
+        show_progress=False,
+    )
+    tuned = train(
+        make_config(
+            name="tuned", init_from=str(base.run_dir), max_steps=1, eval_every=1,
+            model_overrides={},
+        ),
+        show_progress=False,
+    )  # fmt: skip
+    recorded = TrainConfig.from_toml(tuned.run_dir / "train.toml")
+    assert recorded.model == "cpu-tiny"  # not the default preset (cpu-small) it was asked for
+    assert json.loads((tuned.run_dir / "run.json").read_text())["model"]["n_embd"] == 64

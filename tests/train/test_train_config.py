@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scratchllm.config import TrainConfig
 from scratchllm.errors import ConfigError
 from scratchllm.model.gpt import num_parameters
-from scratchllm.train.loop import total_steps
+from scratchllm.train.batches import total_steps
 
 VERDICT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "the-verdict-gpt2-small.toml"
 

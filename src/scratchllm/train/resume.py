@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from scratchllm.config import TrainConfig, train_field_names
+from scratchllm.config import RunOptions
 from scratchllm.errors import CheckpointError, ConfigError
 
 # What may change when a run is resumed: how long it runs, how often it reports, and where.
@@ -24,11 +24,21 @@ RESUMABLE_CHANGES = frozenset(
 )  # fmt: skip
 
 
-def check_resumable(saved: TrainConfig, config: TrainConfig) -> None:
-    """Refuse to resume with a config that changes more than ``RESUMABLE_CHANGES``."""
+def check_resumable(
+    saved: RunOptions, config: RunOptions, *, what: str = "the run was started with"
+) -> None:
+    """Refuse to resume with a config that changes more than ``RESUMABLE_CHANGES``.
+
+    ``saved`` is what the run was started with (its ``train.toml``, and the copy inside each
+    checkpoint, so an edited ``train.toml`` is caught too); ``what`` says which in the message.
+    """
+    if type(saved) is not type(config):
+        raise ConfigError(
+            f"cannot resume a {type(saved).__name__} run as a {type(config).__name__} run"
+        )
     changed = [
         name
-        for name in train_field_names()
+        for name in config.field_names()
         if getattr(saved, name) != getattr(config, name) and name not in RESUMABLE_CHANGES
     ]
     if changed:
@@ -36,8 +46,9 @@ def check_resumable(saved: TrainConfig, config: TrainConfig) -> None:
             f"{name} {getattr(saved, name)!r} -> {getattr(config, name)!r}" for name in changed
         )
         raise ConfigError(
-            f"cannot change {details} when resuming (it would be another run); start a new run "
-            "from this one's weights with --init-from instead"
+            f"cannot change {details} when resuming ({what} the first values; changing them "
+            "would make it another run); start a new run from this one's weights with "
+            "--init-from instead"
         )
 
 

@@ -25,7 +25,9 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from scratchllm.errors import CheckpointError
 from scratchllm.io import atomic_write_text
@@ -39,6 +41,8 @@ DATA_DIR = "data"
 CHECKPOINTS_DIR = "checkpoints"
 BEST_FILE = "best.json"
 STEP_PREFIX = "step-"
+
+C = TypeVar("C")  # a RunOptions subclass
 
 
 def checkpoint_dir(run_dir: Path, step: int) -> Path:
@@ -113,10 +117,12 @@ def best_checkpoint(run_dir: Path) -> Path | None:
     return folder if (folder / CONFIG_FILE).exists() else None
 
 
-def new_run_dir(out_dir: Path, name: str) -> Path:
+def new_run_dir(out_dir: Path, name: str, *, log: Callable[[str], None] | None = None) -> Path:
     """A fresh run folder: ``out_dir/name``, or ``out_dir/<start time>`` when ``name`` is empty.
 
-    An existing run is never overwritten: resume it, or choose another name.
+    An existing run is never overwritten: resume it, or choose another name. A folder that an
+    earlier start left without any checkpoint (it failed during setup, or was killed before its
+    first save) holds nothing to resume, so it is cleared and used again.
     """
     if not name:
         name = time.strftime("%Y%m%d-%H%M%S")
@@ -125,13 +131,46 @@ def new_run_dir(out_dir: Path, name: str) -> Path:
             suffix += 1
             name = f"{base}-{suffix}"
     run_dir = out_dir / name
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CheckpointError(f"{run_dir} exists and is not a folder; pick another --name")
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise CheckpointError(
-            f"run folder {run_dir} already exists; continue it with --resume {run_dir}, "
-            "or pick another --name"
-        )
+        if not is_failed_start(run_dir):
+            raise CheckpointError(
+                f"run folder {run_dir} already exists; continue it with --resume {run_dir}, "
+                "or pick another --name"
+            )
+        if log is not None:
+            log(f"{run_dir} holds an earlier start that saved no checkpoint: starting it afresh")
+        for path in run_dir.iterdir():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+# what a run folder holds before its first checkpoint, besides an empty checkpoints/ folder
+_SETUP_FILES = {RUN_CONFIG_FILE, RUN_INFO_FILE, METRICS_FILE, PLOT_FILE, DATA_DIR, CHECKPOINTS_DIR}
+
+
+def is_failed_start(run_dir: Path) -> bool:
+    """Whether ``run_dir`` is a run folder that never saved a checkpoint (and nothing else)."""
+    names = {path.name for path in run_dir.iterdir()}
+    return names <= _SETUP_FILES and not list_checkpoints(run_dir)
+
+
+def read_run_config(run_dir: Path, config_type: type[C]) -> C:
+    """The config a run folder was started with (its ``train.toml``), or a clear error."""
+    path = run_dir / RUN_CONFIG_FILE
+    if not path.is_file():
+        if run_dir.is_dir() and is_failed_start(run_dir):
+            raise CheckpointError(
+                f"{run_dir} holds a start that failed before its first checkpoint: nothing to "
+                "resume; run the same command without --resume to start it afresh"
+            )
+        raise CheckpointError(
+            f"{run_dir} is not a training run folder (no {RUN_CONFIG_FILE}); pass the folder "
+            "that `scratchllm train` created under out/runs/"
+        )
+    return config_type.from_toml(path)
 
 
 def is_run_dir(path: Path) -> bool:
@@ -175,7 +214,10 @@ def resumable_checkpoint(run_dir: Path) -> Path:
     for _, path in reversed(list_checkpoints(run_dir)):
         if (path / TRAINING_STATE_FILE).is_file():
             return path
-    raise CheckpointError(f"run {run_dir} has no checkpoint to resume from; start it again")
+    raise CheckpointError(
+        f"run {run_dir} has no checkpoint to resume from; run the same command without "
+        "--resume to start it afresh"
+    )
 
 
 def _fsync_directory(directory: Path) -> None:

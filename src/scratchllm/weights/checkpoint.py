@@ -2,11 +2,21 @@
 
 A checkpoint is a folder holding everything needed to use a model again::
 
-    config.json          format version, the GPTConfig fields, the tokenizer's fingerprint
-    model.safetensors    the weights under GPT-2's parameter names (a tied lm_head is stored once)
+    config.json          format version, the GPTConfig fields, the tokenizer's fingerprint, and
+                         a declaration of every optional part below
+    model.safetensors    the GPT's weights under GPT-2's parameter names (a tied lm_head once)
     tokenizer/           the tokenizer, as Tokenizer.save writes it
+    head.safetensors     (with "head" in config.json) a task head: its kind, classes, label
+                         names and the position it reads (config.HeadConfig)
+    adapters.safetensors (with "adapters") LoRA adapters: rank, alpha, targets
+                         (config.LoRAConfig), keys ``h.{i}.<layer>.lora_A`` / ``lora_B``
     training_state.pt    (training checkpoints only) what resuming needs: optimizer moments,
                          step, data position, random states; see ``save_training_state``
+
+``config.json`` may also name a ``prompt_format`` (``finetune/prompts.py``) that generation,
+chat and the server use. Each part is validated as strictly as the weights: a declared part
+whose file is missing, a file nobody declared, an unknown field, a missing or unexpected key,
+a wrong shape, or label names that do not fit the classes are each a ``CheckpointError``.
 
 Weights are safetensors, so loading never unpickles anything. The training state is a torch
 file of tensors and plain values only, read with ``torch.load(weights_only=True)``, which
@@ -20,6 +30,8 @@ import json
 import os
 import pickle
 import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +40,46 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file as save_safetensors_file
 
-from scratchllm.config import GPTConfig
+from scratchllm.config import GPTConfig, HeadConfig, LoRAConfig
 from scratchllm.errors import CheckpointError, ScratchLLMError
+from scratchllm.finetune.lora import adapter_shapes, apply_lora, is_adapter_key, lora_config_of
+from scratchllm.finetune.prompts import get_prompt_format
 from scratchllm.io import atomic_path, atomic_write_text, atomic_writer
 from scratchllm.model.gpt import GPT
+from scratchllm.model.heads import ClassificationHead
 from scratchllm.tokenizer import Tokenizer, load_tokenizer
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: optional head, adapters and prompt format; 1 (a GPT only) still reads
+READABLE_VERSIONS = (1, 2)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+HEAD_FILE = "head.safetensors"
+ADAPTERS_FILE = "adapters.safetensors"
 TOKENIZER_DIR = "tokenizer"
 TRAINING_STATE_FILE = "training_state.pt"
 TRAINING_STATE_VERSION = 1
 TIED_KEY = "lm_head.weight"  # the same tensor as wte.weight when the config ties them
+
+
+@dataclass
+class Checkpoint:
+    """Everything a checkpoint folder holds, loaded (``read_checkpoint``)."""
+
+    path: Path
+    model: GPT  # in eval mode, with its LoRA adapters applied when it has any
+    tokenizer: Tokenizer
+    head: ClassificationHead | None = None
+    prompt_format: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)  # config.json as read
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        """The head's class names, or None without a head."""
+        return None if self.head is None else self.head.config.label_names
+
+    @property
+    def adapters(self) -> LoRAConfig | None:
+        return lora_config_of(self.model)
 
 
 def save_checkpoint(
@@ -48,36 +87,61 @@ def save_checkpoint(
     model: GPT,
     tokenizer: Tokenizer,
     *,
+    head: ClassificationHead | None = None,
+    head_config: HeadConfig | None = None,
+    prompt_format: str | None = None,
     extra: dict[str, Any] | None = None,
     training_state: dict[str, Any] | None = None,
-    state_dict: dict[str, torch.Tensor] | None = None,
+    state_dict: Mapping[str, torch.Tensor] | None = None,
+    head_state_dict: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write ``model`` and ``tokenizer`` to ``directory`` (created if needed); returns it.
+    """Write ``model`` and ``tokenizer`` (and a head, adapters, a prompt format) to
+    ``directory`` (created if needed); returns it.
 
-    ``extra`` adds JSON fields to ``config.json``; ``training_state`` is written as
-    ``training_state.pt`` (see ``save_training_state``). ``state_dict`` is the weights to write
-    (default: the model's own); a copy taken earlier lets the model train on meanwhile.
+    LoRA adapters applied to ``model`` (``finetune/lora.py``) go to their own file, declared
+    with their config. ``head_config`` defaults to the head's own. ``extra`` adds JSON fields
+    to ``config.json``; ``training_state`` is written as ``training_state.pt`` (see
+    ``save_training_state``). ``state_dict`` / ``head_state_dict`` are the weights to write
+    (default: the modules' own); a copy taken earlier lets the model train on meanwhile.
     """
     directory = Path(directory)
     _check_vocabulary(model.config, tokenizer, where=str(directory))
+    if prompt_format is not None:
+        get_prompt_format(prompt_format)  # an unknown name fails before anything is written
     weights = model.state_dict() if state_dict is None else state_dict
-    tensors = {
-        name: tensor.detach().to("cpu").contiguous()
+    body = {
+        name: _cpu(tensor)
         for name, tensor in weights.items()
-        if not (model.config.tie_weights and name == TIED_KEY)
+        if not is_adapter_key(name) and not (model.config.tie_weights and name == TIED_KEY)
     }
-    directory.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(directory / TOKENIZER_DIR)
-    with atomic_path(directory / WEIGHTS_FILE) as temporary:
-        save_safetensors_file(tensors, temporary)  # from the tensors: no 0.5 GB bytes copy
-    if training_state is not None:
-        save_training_state(directory, training_state)
-    config = {
+    adapters = {name: _cpu(tensor) for name, tensor in weights.items() if is_adapter_key(name)}
+    config: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "model": model.config.to_dict(),
         "tokenizer_fingerprint": tokenizer.fingerprint,
-        **(extra or {}),
     }
+    lora = lora_config_of(model)
+    if adapters:
+        assert lora is not None, "adapter weights without LoRA layers"
+        config["adapters"] = lora.to_dict()
+    if head is not None:
+        head_config = head_config or head.config
+        config["head"] = head_config.to_dict()
+        head_weights = head.state_dict() if head_state_dict is None else head_state_dict
+        head_tensors = {name: _cpu(tensor) for name, tensor in head_weights.items()}
+    if prompt_format is not None:
+        config["prompt_format"] = prompt_format
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(directory / TOKENIZER_DIR)
+    _write_tensors(directory / WEIGHTS_FILE, body)
+    for name, tensors in ((ADAPTERS_FILE, adapters), (HEAD_FILE, head_tensors if head else {})):
+        if tensors:
+            _write_tensors(directory / name, tensors)
+        else:
+            (directory / name).unlink(missing_ok=True)  # saved over an older checkpoint
+    if training_state is not None:
+        save_training_state(directory, training_state)
+    config.update(extra or {})
     atomic_write_text(directory / CONFIG_FILE, json.dumps(config, indent=1) + "\n")
     return directory
 
@@ -85,7 +149,16 @@ def save_checkpoint(
 def load_checkpoint(
     directory: str | os.PathLike[str], *, device: str | torch.device = "cpu"
 ) -> tuple[GPT, Tokenizer]:
-    """Read a folder written by ``save_checkpoint``: the model (in eval mode) and tokenizer."""
+    """Read a folder written by ``save_checkpoint``: the model (in eval mode, with its adapters
+    when it has any) and the tokenizer. ``read_checkpoint`` also gives the head and the rest."""
+    checkpoint = read_checkpoint(directory, device=device)
+    return checkpoint.model, checkpoint.tokenizer
+
+
+def read_checkpoint(
+    directory: str | os.PathLike[str], *, device: str | torch.device = "cpu"
+) -> Checkpoint:
+    """Read every part of a checkpoint folder, each checked against its declaration."""
     directory = Path(directory)
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
@@ -99,10 +172,12 @@ def load_checkpoint(
         config = GPTConfig.from_dict(saved["model"])
     except (ValueError, KeyError, TypeError, AttributeError, ScratchLLMError) as error:
         raise CheckpointError(f"{config_path} is unreadable: {error}") from None
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"{config_path} has format version {version!r}; this scratchllm reads {FORMAT_VERSION}"
+            f"{config_path} has format version {version!r}; this scratchllm reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
+    head_config, lora, prompt_format = _declared_parts(saved, directory)
     try:
         tokenizer = load_tokenizer(directory / TOKENIZER_DIR)
     except ScratchLLMError as error:
@@ -116,29 +191,112 @@ def load_checkpoint(
     _check_vocabulary(config, tokenizer, where=str(directory))
     model = GPT(config)
     model.load_state_dict(_read_weights(directory / WEIGHTS_FILE, model), strict=True)
-    return model.to(device).eval(), tokenizer
+    if lora is not None:
+        expected = adapter_shapes(config, lora)
+        tensors = _read_tensors(directory / ADAPTERS_FILE, expected, what="adapters")
+        apply_lora(model, lora)
+        model.load_state_dict(tensors, strict=False)
+    head = None
+    if head_config is not None:
+        head = ClassificationHead(head_config, config.n_embd)
+        shapes = head_config.parameter_shapes(config.n_embd)
+        head.load_state_dict(_read_tensors(directory / HEAD_FILE, shapes, what="head"))
+        head = head.to(device).eval()
+    return Checkpoint(
+        path=directory,
+        model=model.to(device).eval(),
+        tokenizer=tokenizer,
+        head=head,
+        prompt_format=prompt_format,
+        metadata=saved,
+    )
 
 
-def _read_weights(path: Path, model: GPT) -> dict[str, torch.Tensor]:
+def _declared_parts(
+    saved: dict[str, Any], directory: Path
+) -> tuple[HeadConfig | None, LoRAConfig | None, str | None]:
+    """The optional parts ``config.json`` declares, each validated, and matched with files."""
+    head_config = lora = prompt_format = None
     try:
-        tensors = load_safetensors(path.read_bytes())
+        if "head" in saved:
+            head_config = HeadConfig.from_dict(saved["head"])
+        if "adapters" in saved:
+            lora = LoRAConfig.from_dict(saved["adapters"])
+        if "prompt_format" in saved:
+            prompt_format = saved["prompt_format"]
+            get_prompt_format(prompt_format)
+    except ScratchLLMError as error:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: {error}") from None
+    for file_name, declared, key in (
+        (HEAD_FILE, head_config, "head"),
+        (ADAPTERS_FILE, lora, "adapters"),
+    ):
+        present = (directory / file_name).is_file()
+        if declared is not None and not present:
+            raise CheckpointError(
+                f"{directory}: {CONFIG_FILE} declares {key!r} but {file_name} is missing; the "
+                "checkpoint is incomplete"
+            )
+        if declared is None and present:
+            raise CheckpointError(
+                f"{directory}: {file_name} is there but {CONFIG_FILE} declares no {key!r}; "
+                "remove the file or restore the declaration"
+            )
+    return head_config, lora, prompt_format
+
+
+def _cpu(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().to("cpu").contiguous()
+
+
+def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    with atomic_path(path) as temporary:
+        save_safetensors_file(tensors, temporary)  # from the tensors: no 0.5 GB bytes copy
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_safetensors(path.read_bytes())
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing; the checkpoint is incomplete") from None
     except (SafetensorError, ValueError, OSError) as error:
         raise CheckpointError(f"{path} is corrupt or truncated ({error})") from None
+
+
+def _read_tensors(
+    path: Path, expected: Mapping[str, tuple[int, ...]], *, what: str
+) -> dict[str, torch.Tensor]:
+    """The tensors of ``path``, which must be exactly ``expected`` (names and shapes)."""
+    tensors = _load_tensors(path)
+    _check_shapes(path, {n: tuple(t.shape) for n, t in tensors.items()}, expected, what=what)
+    return tensors
+
+
+def _read_weights(path: Path, model: GPT) -> dict[str, torch.Tensor]:
+    tensors = _load_tensors(path)
     if model.config.tie_weights:
         tensors[TIED_KEY] = tensors.get("wte.weight")
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     found = {name: tuple(t.shape) for name, t in tensors.items() if t is not None}
-    if expected != found:
+    _check_shapes(path, found, expected, what="its config")
+    return tensors
+
+
+def _check_shapes(
+    path: Path,
+    found: Mapping[str, tuple[int, ...]],
+    expected: Mapping[str, tuple[int, ...]],
+    *,
+    what: str,
+) -> None:
+    if dict(found) != dict(expected):
         missing = sorted(set(expected) - set(found))
         unexpected = sorted(set(found) - set(expected))
         wrong = sorted(n for n in set(expected) & set(found) if expected[n] != found[n])
         raise CheckpointError(
-            f"{path} does not match its config: missing {missing[:4]}, unexpected "
+            f"{path} does not match {what}: missing {missing[:4]}, unexpected "
             f"{unexpected[:4]}, wrong shape {[(n, found[n], expected[n]) for n in wrong[:3]]}"
         )
-    return tensors
 
 
 def _check_vocabulary(config: GPTConfig, tokenizer: Tokenizer, *, where: str) -> None:

@@ -1,26 +1,27 @@
-"""The pretraining loop: data, model and optimizer in; checkpoints, metrics and a plot out.
+"""The run machinery: one training run of any objective, with nothing lost.
 
-``train(config)`` runs one ``TrainConfig``. Each optimizer step:
+``Run(config, objective).run()`` trains ``objective`` (``objective.py``: its data, model,
+batches, loss and metrics) under ``config`` (``config.RunOptions``: the run folder, batch,
+length, optimizer, schedule, evaluation, checkpoints, runtime). Pretraining
+(``pretrain.py``) and every finetuning objective go through here. In order:
 
-1. sets the learning rate from the schedule (``schedule.py``, a function of the step);
-2. runs ``accumulation`` micro-batches (forward under autocast, cross-entropy in fp32,
-   ``backward`` of loss / accumulation), so a step sees ``tokens_per_step`` tokens whatever
-   fits in memory; under DDP the gradients are averaged across processes on the last one;
-3. clips the gradient norm, takes the AdamW step (``optim.py``), logs loss, lr, tokens/s.
+1. runtime: device, process group under ``torchrun``, threads, precision, malloc tuning;
+2. the run folder (``run_dir.py``): a new one, or the resumed run's own;
+3. the objective prepares its data; torch is seeded and it builds its model (the walkthrough's
+   order: ``torch.manual_seed(seed)``, then the model, and dropout continues that stream);
+4. AdamW over the trainable parameters (``optim.py``), the DDP / ``torch.compile`` wrappers,
+   and the batch plan (``batches.py``): which examples each micro-batch reads, a function of
+   the step, so resuming needs no loader state;
+5. on resume, the weights, optimizer moments, step, random states and metrics of the last
+   checkpoint, after checking that the config, the data and the model are the run's own;
+6. the loop: each step is ``step.optimizer_step`` at the schedule's learning rate; every
+   ``eval_every`` steps the objective's evaluation, a sample, ``metrics.jsonl`` and the plot;
+   a checkpoint when the val loss improved or ``checkpoint_every`` says so, copied at once and
+   written in a background thread (``checkpointing.py``).
 
-Every ``eval_every`` steps it measures the val loss (and the train loss the same way) over
-fixed batches, prints a greedy sample from a fixed prompt through the shared generator,
-rewrites ``metrics.jsonl`` and ``loss.png``, and saves a checkpoint when the val loss improved
-(the best) or ``checkpoint_every`` says so (``run_dir.py``: the last K and the best are kept).
-The save copies the state and writes it in a background thread while the next steps train
-(``checkpointing.py``); the loop waits for the last write before it returns.
-
-Nothing is lost: a checkpoint holds the weights, the optimizer moments, the step, every
-process's random state and the best val loss, and the data position is a function of the step
-(``batches.py``). ``train(config, resume=run_dir)`` therefore continues with exactly the
-losses the uninterrupted run would have had (bit for bit on the CPU). SIGINT and SIGTERM
-finish the current step, save a checkpoint and return; ``kill -9`` loses only the steps since
-the last checkpoint.
+SIGINT and SIGTERM finish the step, save and return (``interrupts.py``); ``kill -9`` loses only
+the steps since the last checkpoint; ``Run(..., resume=run_dir)`` continues with exactly the
+losses the uninterrupted run would have had (bit for bit on the CPU).
 """
 
 from __future__ import annotations
@@ -34,24 +35,16 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
-from scratchllm.config import TrainConfig
-from scratchllm.data.prepare import PreparedData
-from scratchllm.data.windows import SlidingWindowDataset
-from scratchllm.errors import CheckpointError, ConfigError, DataLengthError, TrainingError
-from scratchllm.evaluate import perplexity, summed_loss, unigram_cross_entropy
-from scratchllm.generate import SamplingConfig, generate_with_config
+from scratchllm.config import RunOptions
+from scratchllm.errors import CheckpointError, TrainingError
 from scratchllm.io import atomic_write_text
-from scratchllm.model.gpt import GPT, num_parameters
+from scratchllm.model.gpt import num_parameters
 from scratchllm.runtime import (
     auto_threads,
-    autocast,
     autocast_dtype,
     choose_device,
     keep_freed_memory,
@@ -62,20 +55,21 @@ from scratchllm.runtime import (
 )
 from scratchllm.train import distributed
 from scratchllm.train import run_dir as runs
-from scratchllm.train.batches import BatchPlan, accumulation_steps, stack_windows, total_steps
+from scratchllm.train.batches import BatchPlan, accumulation_steps, total_steps
 from scratchllm.train.checkpointing import CheckpointWriter, cpu_copy
-from scratchllm.train.data import run_data
 from scratchllm.train.interrupts import StopRequest
 from scratchllm.train.metrics import MetricsLog
-from scratchllm.train.optim import build_optimizer, set_learning_rate
+from scratchllm.train.objective import Objective, RunContext
+from scratchllm.train.optim import build_optimizer
 from scratchllm.train.resume import check_resumable, load_optimizer_state
 from scratchllm.train.schedule import learning_rate
-from scratchllm.weights.checkpoint import load_checkpoint, load_training_state, save_checkpoint
+from scratchllm.train.step import optimizer_step
+from scratchllm.weights.checkpoint import load_training_state, save_checkpoint
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    """How a ``train`` call ended."""
+    """How a run's session ended."""
 
     run_dir: Path
     step: int  # optimizer steps done, all sessions together
@@ -84,63 +78,77 @@ class TrainResult:
     stopped_by: str | None  # "SIGINT", "SIGTERM", "stop_after", or None when the run finished
     val_loss: float | None  # at the last evaluation
     best_val_loss: float | None
-    unigram_loss: float  # the baseline val loss (evaluate.unigram_cross_entropy)
+    baseline_loss: float | None  # the objective's reference (pretraining: the unigram loss)
     checkpoint: Path | None  # the last one saved
     elapsed_seconds: float  # this session
     losses: tuple[float, ...]  # the training loss of every step, all sessions together
+    metrics: dict[str, float] | None = None  # the objective's metrics at the last evaluation
+
+    @property
+    def unigram_loss(self) -> float | None:
+        """Pretraining's name for its baseline."""
+        return self.baseline_loss
 
 
-def train(
-    config: TrainConfig,
-    *,
-    resume: str | Path | None = None,
-    stop_after: int | None = None,
-    show_progress: bool = True,
-) -> TrainResult:
-    """Run (or with ``resume``, continue) a training run; see the module docstring.
+class Run:
+    """One session of a run: set up in ``__init__``, then ``run``; see the module docstring."""
 
-    ``resume`` is a run folder; ``config`` must then equal its saved ``train.toml`` except in
-    ``resume.RESUMABLE_CHANGES``. ``stop_after`` ends this session after that many steps, with a
-    checkpoint, as if interrupted (resume it later).
-    """
-    trainer = Trainer(config, resume=None if resume is None else Path(resume))
-    try:
-        return trainer.run(stop_after=stop_after, show_progress=show_progress)
-    finally:
-        distributed.shutdown(trainer.context)
-
-
-class Trainer:
-    """One session of a run: set up in ``__init__``, then ``run``. Use ``train()``."""
-
-    def __init__(self, config: TrainConfig, *, resume: Path | None) -> None:
+    def __init__(
+        self, config: RunOptions, objective: Objective, *, resume: Path | None = None
+    ) -> None:
         started = time.perf_counter()
-        self.config = config
+        self.config, self.objective = config, objective
         self._start_runtime()
         self.run_dir = self._open_run_dir(resume)
         self.log(f"run folder: {self.run_dir}")
+        try:
+            self._set_up(resume, started)
+        except BaseException:
+            distributed.shutdown(self.context)
+            raise
 
-        init_model, init_tokenizer = None, None
-        if config.init_from and resume is None:
-            init_model, init_tokenizer = load_checkpoint(
-                runs.resolve_checkpoint(Path(config.init_from))
-            )
-        data = run_data(
-            config,
-            self.run_dir / runs.DATA_DIR,
-            tokenizer=init_tokenizer,
+    def _set_up(self, resume: Path | None, started: float) -> None:
+        config, objective = self.config, self.objective
+        self.run_context = RunContext(
+            run_dir=self.run_dir,
+            device=self.device,
+            rank=self.context.rank,
+            world_size=self.context.world_size,
             is_main=self.is_main,
-            wait=lambda: distributed.barrier(self.context),
-            log=self.log if self.is_main else None,
+            resuming=resume is not None,
+            autocast_dtype=self.autocast_dtype,
+            barrier=lambda: distributed.barrier(self.context),
+            reduce_sum=lambda values: distributed.all_reduce_sum(values, self.context),
+            log=self.log,
         )
-        self.tokenizer = data.tokenizer
-        self._build_model(init_model)
-        self._plan_batches(data)
+        objective.prepare(self.run_context)
+        self.tokenizer = objective.tokenizer
+        # as the walkthrough does: torch.manual_seed(seed), then the model from that stream, and
+        # dropout continues it, so no mask reuses the random numbers that drew the weights (a
+        # separate generator seeded alike would replay them); other processes then take their
+        # own dropout streams
+        seed_everything(config.seed)
+        self.model = objective.build_model()
+        if self.context.rank:
+            seed_everything(config.seed + self.context.rank)
+        self.model.to(self.device).train()
+        self.trainable = objective.trainable_parameters()
+        self.optimizer = build_optimizer(
+            self.model,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            betas=(config.beta1, config.beta2),
+        )
+        self.step_model = distributed.wrap_model(self.model, self.context)
+        if config.compile:  # checkpoints save the objective's modules: no "_orig_mod." prefix
+            self.step_model = torch.compile(self.step_model)
+        self._plan_batches()
 
         self.step = 0
         self.best_val_loss: float | None = None
         self.best_step: int | None = None
         self.last_val_loss: float | None = None
+        self.last_metrics: dict[str, float] | None = None
         self.saved_step: int | None = None
         self.writer = CheckpointWriter(background=config.background_checkpoints)
         self.metrics = MetricsLog(self.run_dir / runs.METRICS_FILE if self.is_main else None)
@@ -169,92 +177,36 @@ class Trainer:
     def _open_run_dir(self, resume: Path | None) -> Path:
         """The resumed run's folder (its config must match), or a new one made by rank 0."""
         if resume is not None:
-            saved = TrainConfig.from_toml(resume / runs.RUN_CONFIG_FILE)
+            saved = runs.read_run_config(resume, type(self.config))
             check_resumable(saved, self.config)
             return resume
         return distributed.broadcast_from_main(
-            runs.new_run_dir(Path(self.config.out_dir), self.config.name) if self.is_main else None,
+            runs.new_run_dir(Path(self.config.out_dir), self.config.name, log=self.log)
+            if self.is_main
+            else None,
             self.context,
         )
 
-    def _build_model(self, init_model: GPT | None) -> None:
-        """The model (from the seed, or ``--init-from`` weights), its optimizer and wrappers."""
-        config = self.config
-        self.model_config = self._model_config(init_model)
-        # as the walkthrough does: torch.manual_seed(seed), then the model from that stream, and
-        # dropout continues it, so no mask reuses the random numbers that drew the weights (a
-        # separate generator seeded alike would replay them); other processes then take their
-        # own dropout streams
-        seed_everything(config.seed)
-        self.model = GPT(self.model_config)
-        if self.context.rank:
-            seed_everything(config.seed + self.context.rank)
-        if init_model is not None:
-            self.model.load_state_dict(init_model.state_dict())
-        self.model.to(self.device).train()
-        self.optimizer = build_optimizer(
-            self.model,
-            lr=config.lr,
-            weight_decay=config.weight_decay,
-            betas=(config.beta1, config.beta2),
-        )
-        self.step_model = distributed.wrap_model(self.model, self.context)
-        if config.compile:  # checkpoints save self.model, so no "_orig_mod." prefix
-            self.step_model = torch.compile(self.step_model)
-
-    def _plan_batches(self, data: PreparedData) -> None:
-        """Windows, batches, accumulation, step count, evaluation windows and the baseline."""
-        config = self.config
-        context_length = self.model_config.context_length
-        self.train_set = SlidingWindowDataset(
-            data.train, max_length=context_length, stride=config.stride or context_length
-        )
-        self.val_set = _val_windows(data.val, context_length)
+    def _plan_batches(self) -> None:
+        """Batches, accumulation and the step count."""
+        config, objective = self.config, self.objective
         self.plan = BatchPlan(
-            len(self.train_set), config.batch_size, self.context.world_size, seed=config.seed
+            objective.num_examples, config.batch_size, self.context.world_size, seed=config.seed
         )
-        tokens_per_micro_batch = self.plan.global_batch_size * context_length
+        tokens_per_micro_batch = self.plan.global_batch_size * objective.tokens_per_example
         self.accumulation = accumulation_steps(config.tokens_per_step, tokens_per_micro_batch)
         self.tokens_per_step = tokens_per_micro_batch * self.accumulation
         self.total_steps = total_steps(
             config, batches_per_epoch=self.plan.batches_per_epoch, accumulation=self.accumulation
         )
-        eval_windows = config.eval_batches * self.plan.global_batch_size
-        self.val_indices = np.arange(min(eval_windows, len(self.val_set)))
-        self.train_eval_indices = np.arange(min(eval_windows, len(self.train_set)))
-        self.unigram_loss = unigram_cross_entropy(
-            data.train.tokens, data.val.tokens, vocab_size=self.tokenizer.vocab_size
-        )
-        self.data_identity = {
-            "tokenizer_fingerprint": self.tokenizer.fingerprint,
-            "train_tokens": len(data.train),
-            "val_tokens": len(data.val),
-        }
-
-    def _model_config(self, init_model: GPT | None):
-        config = self.config
-        if init_model is None:
-            return config.model_config(vocab_size=self.tokenizer.vocab_size)
-        # the checkpoint fixes the shape; only the dropout rate may change for the new run
-        shape_changes = {k: v for k, v in config.model_overrides.items() if k != "dropout"}
-        base = init_model.config
-        if any(getattr(base, key) != value for key, value in shape_changes.items()):
-            raise ConfigError(
-                f"--init-from {config.init_from} fixes the model's shape; drop the overrides "
-                f"{sorted(shape_changes)} (only dropout may change)"
-            )
-        return base.replace(dropout=config.model_overrides.get("dropout", base.dropout))
 
     def _restore(self, checkpoint: Path) -> None:
         """Load the weights, optimizer, step, random state and metrics of ``checkpoint``."""
-        model, tokenizer = load_checkpoint(checkpoint)
-        if model.config != self.model_config:
-            raise CheckpointError(
-                f"{checkpoint} holds a model of another shape than this run's config "
-                f"({model.config} vs {self.model_config})"
-            )
         state = load_training_state(checkpoint)
-        for key, value in self.data_identity.items():
+        if "config" in state:  # train.toml edited since this checkpoint was written?
+            saved = type(self.config).from_dict(state["config"])
+            check_resumable(saved, self.config, what=f"{checkpoint} was trained with")
+        for key, value in self.objective.identity().items():
             if state.get("data", {}).get(key) != value:
                 raise CheckpointError(
                     f"{checkpoint} was trained on other data ({key} "
@@ -266,7 +218,7 @@ class Trainer:
                 f"{checkpoint} was saved by {state.get('world_size')} process(es); resume it "
                 f"with the same number (now {self.context.world_size}) to keep the data order"
             )
-        self.model.load_state_dict(model.state_dict())
+        self.objective.load_weights(checkpoint)
         load_optimizer_state(self.optimizer, state.get("optimizer"), checkpoint)
         self.step = int(state["step"])
         self.best_val_loss = state.get("best_val_loss")
@@ -279,20 +231,22 @@ class Trainer:
         self.log(f"resumed from {checkpoint} at step {self.step:,}")
 
     def _write_run_files(self, *, setup_seconds: float, resumed: Path | None) -> None:
+        model_config = self.objective.model_config
+        trainable = sum(p.numel() for p in self.trainable)
+        objective_info = self.objective.info()
         info = {
-            "model": self.model_config.to_dict(),
-            "parameters": num_parameters(self.model_config),
+            "model": model_config.to_dict(),
+            "parameters": num_parameters(model_config),
+            "trainable_parameters": trainable,
             "tokenizer": self.tokenizer.describe(),
-            **self.data_identity,
-            "train_windows": len(self.train_set),
-            "val_windows": len(self.val_set),
+            **self.objective.identity(),
+            **objective_info,
             "batch_size": self.config.batch_size,
             "world_size": self.context.world_size,
             "accumulation": self.accumulation,
             "tokens_per_step": self.tokens_per_step,
             "batches_per_epoch": self.plan.batches_per_epoch,
             "total_steps": self.total_steps,
-            "unigram_loss": self.unigram_loss,
             "device": str(self.device),
             "autocast": str(self.autocast_dtype) if self.autocast_dtype else "fp32",
             "threads": self.threads,
@@ -304,22 +258,31 @@ class Trainer:
             atomic_write_text(self.run_dir / runs.RUN_INFO_FILE, json.dumps(info, indent=1) + "\n")
             if resumed is None:
                 self.metrics.append("start", step=0, tokens=0, **info)
+        trained = ""
+        if trainable != sum(p.numel() for p in self.model.parameters()):
+            trained = f", {trainable:,} of them trained"
         self.log(
-            f"model: {self.model_config.n_layer} layers, width {self.model_config.n_embd}, "
-            f"context {self.model_config.context_length}, vocab {self.model_config.vocab_size:,} "
-            f"({info['parameters']:,} parameters) on {self.device} "
+            f"model: {model_config.n_layer} layers, width {model_config.n_embd}, "
+            f"context {model_config.context_length}, vocab {model_config.vocab_size:,} "
+            f"({info['parameters']:,} parameters{trained}) on {self.device} "
             f"({info['autocast']}, {self.threads} threads, {self.context.world_size} process(es))"
         )
         self.log(
-            f"data: {len(self.train_set):,} train windows, {len(self.val_set):,} val windows; "
-            f"{self.tokens_per_step:,} tokens per step ({self.accumulation} micro-batch(es)), "
-            f"{self.total_steps:,} steps; unigram baseline val loss {self.unigram_loss:.3f} "
+            f"data: {self.objective.describe_data()}; {self.tokens_per_step:,} tokens per "
+            f"step ({self.accumulation} micro-batch(es)), {self.total_steps:,} steps "
             f"(setup {setup_seconds:.1f} s)"
         )
 
     # ---- the loop --------------------------------------------------------------------------
 
-    def run(self, *, stop_after: int | None, show_progress: bool) -> TrainResult:
+    def run(self, *, stop_after: int | None = None, show_progress: bool = True) -> TrainResult:
+        """Train to the end (or ``stop_after`` more steps, then save as if interrupted)."""
+        try:
+            return self._loop(stop_after=stop_after, show_progress=show_progress)
+        finally:
+            distributed.shutdown(self.context)
+
+    def _loop(self, *, stop_after: int | None, show_progress: bool) -> TrainResult:
         started = time.perf_counter()
         first_step = self.step
         progress = tqdm(
@@ -359,10 +322,11 @@ class Trainer:
             stopped_by=stopped_by,
             val_loss=self.last_val_loss,
             best_val_loss=self.best_val_loss,
-            unigram_loss=self.unigram_loss,
+            baseline_loss=self.objective.baseline_loss,
             checkpoint=self.last_checkpoint,
             elapsed_seconds=time.perf_counter() - started,
             losses=tuple(self.metrics.losses()),
+            metrics=self.last_metrics,
         )
 
     @property
@@ -385,7 +349,7 @@ class Trainer:
         self.writer.wait()
 
     def _train_step(self) -> None:
-        config, model = self.config, self.model
+        config = self.config
         started = time.perf_counter()
         lr = learning_rate(
             self.step,
@@ -395,30 +359,28 @@ class Trainer:
             total_steps=self.total_steps,
             schedule=config.schedule,
         )
-        set_learning_rate(self.optimizer, lr)
-        loss_sum = torch.zeros((), device=self.device)
-        for micro in range(self.accumulation):
-            micro_batch = self.step * self.accumulation + micro
-            indices = self.plan.window_indices(micro_batch, rank=self.context.rank)
-            inputs, targets = stack_windows(self.train_set, indices)
-            inputs, targets = inputs.to(self.device), targets.to(self.device)
-            last = micro == self.accumulation - 1
-            # DDP averages gradients in backward; between micro-batches there is nothing to sync
-            no_sync = getattr(self.step_model, "no_sync", None)
-            syncing = contextlib.nullcontext() if last or no_sync is None else no_sync()
-            with syncing:
-                with autocast(self.device, self.autocast_dtype):
-                    logits = self.step_model(inputs)  # (B, T, V)
-                loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
-                (loss / self.accumulation).backward()
-            loss_sum += loss.detach()
-        clip = config.grad_clip if config.grad_clip > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        first_micro_batch = self.step * self.accumulation
+        rank = self.context.rank
+
+        def micro_batch(index: int):
+            indices = self.plan.window_indices(first_micro_batch + index, rank=rank)
+            return self.objective.batch(indices)
+
+        result = optimizer_step(
+            self.step_model,
+            self.optimizer,
+            micro_batch,
+            self.objective.loss,
+            accumulation=self.accumulation,
+            lr=lr,
+            grad_clip=config.grad_clip,
+            device=self.device,
+            autocast_dtype=self.autocast_dtype,
+            parameters=self.trainable,
+        )
         self.step += 1
 
-        local = [float(loss_sum) / self.accumulation, float(self.stop.signal is not None)]
+        local = [result.loss, float(self.stop.signal is not None)]
         mean_loss, stop_votes = distributed.all_reduce_sum(local, self.context)
         mean_loss /= self.context.world_size
         if stop_votes and self.stop.signal is None:  # another process got the signal
@@ -436,7 +398,7 @@ class Trainer:
             tokens=self.step * self.tokens_per_step,
             loss=mean_loss,
             lr=lr,
-            grad_norm=float(grad_norm),
+            grad_norm=result.grad_norm,
             seconds=seconds,
             tokens_per_second=tokens_per_second,
         )
@@ -448,23 +410,12 @@ class Trainer:
         )
         self.progress.update(1)
 
-    def _mean_loss(self, dataset: SlidingWindowDataset, indices: np.ndarray) -> float:
-        """The mean loss over the windows ``indices``, split across the processes."""
-        mine = indices[self.context.rank :: self.context.world_size]
-        nats = 0.0
-        for start in range(0, len(mine), self.config.batch_size):
-            inputs, targets = stack_windows(dataset, mine[start : start + self.config.batch_size])
-            nats += summed_loss(self.model, inputs, targets, autocast_dtype=self.autocast_dtype)
-        count = len(mine) * dataset.max_length
-        total_nats, total_count = distributed.all_reduce_sum([nats, count], self.context)
-        return total_nats / total_count
-
     def _evaluate(self) -> bool:
-        """Val and train loss on fixed windows, a sample, the plot; True if val improved."""
+        """The objective's metrics, a sample, the plot; True if the val loss improved."""
         self._adapt_threads()
-        val_loss = self._mean_loss(self.val_set, self.val_indices)
-        train_loss = self._mean_loss(self.train_set, self.train_eval_indices)
-        self.last_val_loss = val_loss
+        metrics = self.objective.evaluate(self.model, self.run_context)
+        val_loss = metrics["val_loss"]
+        self.last_val_loss, self.last_metrics = val_loss, metrics
         # the evaluation before the first step is a reference point, not a candidate
         improved = self.step > 0 and (self.best_val_loss is None or val_loss < self.best_val_loss)
         if improved:
@@ -472,23 +423,17 @@ class Trainer:
             self.best_step = self.step
         if not self.is_main:
             return improved
-        sample = self._sample()
+        sample = self.objective.sample(self.model)
         self.metrics.append(
-            "eval",
-            step=self.step,
-            tokens=self.step * self.tokens_per_step,
-            val_loss=val_loss,
-            val_perplexity=perplexity(val_loss),
-            train_loss_eval=train_loss,
+            "eval", step=self.step, tokens=self.step * self.tokens_per_step, **metrics,
             sample=sample,
-        )
+        )  # fmt: skip
         self.log(
-            f"step {self.step:,}/{self.total_steps:,}: train loss {train_loss:.3f}, "
-            f"val loss {val_loss:.3f} (perplexity {perplexity(val_loss):.1f}; "
-            f"unigram baseline {self.unigram_loss:.3f})"
+            f"step {self.step:,}/{self.total_steps:,}: "
+            f"{self.objective.describe_evaluation(metrics)}"
         )
         if sample is not None:
-            self.log(f"  sample: {self.config.sample_prompt + sample!r}")
+            self.log(f"  sample: {self.objective.sample_prompt + sample!r}")
         self._plot()
         self.metrics.flush()
         return improved
@@ -504,15 +449,6 @@ class Trainer:
             torch.set_num_threads(count)
             self.threads = count
 
-    def _sample(self) -> str | None:
-        if not self.config.sample_tokens:
-            return None
-        sampling = SamplingConfig(max_new_tokens=self.config.sample_tokens)
-        pieces = generate_with_config(
-            self.model, self.tokenizer, self.config.sample_prompt, sampling
-        )
-        return "".join(pieces)
-
     def _plot(self) -> None:
         from scratchllm.viz import plot_losses
 
@@ -522,8 +458,9 @@ class Trainer:
             train=curves["train"],
             val=curves["val"],
             train_eval=curves["train_eval"],
-            baseline=self.unigram_loss,
-            title=f"{self.run_dir.name}: {self.config.model}, {self.tokens_per_step:,} tokens/step",
+            baseline=self.objective.baseline_loss,
+            title=f"{self.run_dir.name}: {self.objective.plot_title()}, "
+            f"{self.tokens_per_step:,} tokens/step",
         )
 
     def _save(self) -> None:
@@ -547,12 +484,15 @@ class Trainer:
                 "best_val_loss": self.best_val_loss,
                 "best_step": self.best_step,
                 "val_loss": self.last_val_loss,
-                "data": self.data_identity,
+                "data": self.objective.identity(),
+                "config": self.config.to_dict(),
             }
-            weights = copy(self.model.state_dict())
+            parts = self.objective.checkpoint_parts()
+            weights = copy(parts.model.state_dict())
+            head_weights = None if parts.head is None else copy(parts.head.state_dict())
             step, best, best_val_loss = self.step, self.best_step == self.step, self.best_val_loss
             run_dir, keep_last = self.run_dir, self.config.keep_last
-            extra = {"step": step, "tokens_seen": state["tokens_seen"]}
+            extra = {"step": step, "tokens_seen": state["tokens_seen"], **parts.extra}
             # metrics first: a kill between the two must never leave a checkpoint whose steps
             # are missing from metrics.jsonl (resume drops records past the checkpoint anyway)
             self.metrics.flush()
@@ -561,8 +501,10 @@ class Trainer:
                 final = runs.checkpoint_dir(run_dir, step)
                 temporary = runs.temporary_checkpoint_dir(run_dir, step)
                 save_checkpoint(
-                    temporary, self.model, self.tokenizer, extra=extra, training_state=state,
-                    state_dict=weights,
+                    temporary, parts.model, parts.tokenizer, head=parts.head,
+                    head_config=parts.head_config, prompt_format=parts.prompt_format,
+                    extra=extra, training_state=state, state_dict=weights,
+                    head_state_dict=head_weights,
                 )  # fmt: skip
                 runs.publish_checkpoint(temporary, final)
                 if best:
@@ -579,11 +521,14 @@ class Trainer:
             tqdm.write(message, file=sys.stdout)
 
 
-def _val_windows(tokens: Any, context_length: int) -> SlidingWindowDataset:
-    try:
-        return SlidingWindowDataset(tokens, max_length=context_length, stride=context_length)
-    except DataLengthError:
-        raise DataLengthError(
-            f"the val split has {len(tokens):,} tokens, fewer than one window of context "
-            f"{context_length} + 1; raise val_fraction, use more text or a shorter context"
-        ) from None
+def run_training(
+    config: RunOptions,
+    objective: Objective,
+    *,
+    resume: str | Path | None = None,
+    stop_after: int | None = None,
+    show_progress: bool = True,
+) -> TrainResult:
+    """Set up and run ``objective`` under ``config`` (or continue the run folder ``resume``)."""
+    run = Run(config, objective, resume=None if resume is None else Path(resume))
+    return run.run(stop_after=stop_after, show_progress=show_progress)
