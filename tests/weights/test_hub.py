@@ -112,6 +112,9 @@ def test_a_second_download_uses_the_cache_even_offline(
     first = download_pretrained("gpt2", show_progress=False)
     assert download_pretrained("gpt2", show_progress=False) == first  # already converted
     requests = len(fake_hub.requests)
+    # the pinned commit is found in Hugging Face's cache without asking the Hub
+    download_pretrained("gpt2", tmp_path / "again", show_progress=False)
+    assert len(fake_hub.requests) == requests
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     other = download_pretrained("gpt2", tmp_path / "elsewhere", show_progress=False)
     assert len(fake_hub.requests) == requests  # no network at all
