@@ -31,13 +31,14 @@ bench: $(STAMP)
 # llms-from-scratch is the walkthrough's own package, a test-only oracle: our top-k + temperature
 # sampling must draw its chapter-5 `generate`'s ids (tests/weights/test_walkthrough_sampling.py).
 # --no-deps: it needs only torch, numpy, matplotlib, tqdm and tiktoken, which we have; its
-# declared dependencies pull TensorFlow.
+# declared dependencies pull TensorFlow. It declares Python <= 3.13; on a newer one the test skips.
 $(STAMP): pyproject.toml constraints.txt Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "scratchllm needs Python >= 3.11; run e.g. 'make PYTHON=python3.12 ...'"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps llms-from-scratch
+	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps llms-from-scratch || \
+		echo "llms-from-scratch does not install on this Python: its oracle test will skip"
 	@touch $(STAMP)
 
 clean:
