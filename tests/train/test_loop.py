@@ -264,3 +264,23 @@ def test_an_init_from_run_of_a_preset_records_that_preset(make_config):
     recorded = TrainConfig.from_toml(tuned.run_dir / "train.toml")
     assert recorded.model == "cpu-tiny"  # not the default preset (cpu-small) it was asked for
     assert json.loads((tuned.run_dir / "run.json").read_text())["model"]["n_embd"] == 64
+
+
+def test_init_from_a_pretrained_name_uses_the_downloaded_copy(make_config, tmp_path, monkeypatch):
+    import shutil
+
+    from scratchllm.train.run_dir import resolve_checkpoint
+
+    monkeypatch.setenv("SCRATCHLLM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(CheckpointError, match="not downloaded yet.*scratchllm download gpt2"):
+        train(make_config(name="no-gpt2", init_from="gpt2"), show_progress=False)
+    base = train(make_config(name="base", max_steps=1, eval_every=1), show_progress=False)
+    shutil.copytree(base.checkpoint, tmp_path / "cache" / "models" / "gpt2")
+    assert resolve_checkpoint("gpt2") == tmp_path / "cache" / "models" / "gpt2"
+    tuned = train(
+        make_config(name="tuned", init_from="gpt2", max_steps=1, eval_every=1),
+        show_progress=False,
+    )
+    recorded = TrainConfig.from_toml(tuned.run_dir / "train.toml")
+    assert recorded.init_from == str(tmp_path / "cache" / "models" / "gpt2")

@@ -67,7 +67,7 @@ def resolve_init_from(config: TrainConfig, *, resuming: bool) -> tuple[TrainConf
     """
     if not config.init_from or resuming:
         return config, None
-    checkpoint = runs.resolve_checkpoint(Path(config.init_from))
+    checkpoint = runs.resolve_checkpoint(config.init_from)  # a folder, a run, or `gpt2`
     model, tokenizer = load_checkpoint(checkpoint)
     base = model.config
     # the checkpoint fixes the shape; only the dropout rate may change for the new run

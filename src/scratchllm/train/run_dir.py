@@ -191,8 +191,15 @@ def find_latest_run(out_dir: Path) -> Path | None:
     return newest
 
 
-def resolve_checkpoint(path: Path) -> Path:
-    """A checkpoint folder as given, or the latest checkpoint of a run folder."""
+def resolve_checkpoint(spec: str | os.PathLike[str]) -> Path:
+    """The checkpoint a user means: a checkpoint folder as given, the latest checkpoint of a
+    run folder, or for a pretrained name given as text (``gpt2`` ... ``gpt2-xl``) the
+    downloaded copy (``weights/hub.py``; a missing one is an error that says how to get it)."""
+    if isinstance(spec, str):
+        from scratchllm.weights.hub import resolve_pretrained
+
+        spec = resolve_pretrained(spec)
+    path = Path(spec)
     if (path / CONFIG_FILE).is_file():
         return path
     if is_run_dir(path):
