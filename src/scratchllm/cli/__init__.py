@@ -1,0 +1,58 @@
+"""The ``scratchllm`` command line: each subcommand is a thin wrapper over a library function.
+
+Run ``scratchllm --help`` for the list and ``scratchllm COMMAND --help`` for each one. User
+mistakes (a wrong path, a corrupt file, an unknown word) print one ``error:`` line and exit with
+status 2; they never show a traceback.
+
+Each stage of the pipeline has a module here with an ``add_commands(commands)`` function that
+adds its subcommands; ``STAGES`` lists them, so a new stage is one more name there. The shared
+options (``--corpus``, ``--tokenizer``, ``--checkpoint``, ``-o``, ``--device``, ``--seed``) are
+defined once, in ``options.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from scratchllm.errors import ScratchLLMError
+
+# the modules of scratchllm.cli that add subcommands, in the order `--help` lists them
+STAGES = ("data", "model", "generate", "train", "word2vec")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    status = 0
+    try:
+        status = args.run(args)
+    except ScratchLLMError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `scratchllm tokenize ... | head`
+        sys.stderr.close()
+    return status or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scratchllm",
+        description="A GPT-2 style LLM built from scratch: corpus -> tokenizer -> token files "
+        "-> sliding windows -> GPT -> pretraining -> generation.",
+        epilog="Start with `scratchllm train` (no arguments): it trains a BPE tokenizer and a "
+        "small GPT on the embedded python-docs corpus under out/runs/; then `scratchllm "
+        "generate --prompt ...` continues text with the model it trained.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for stage in STAGES:
+        importlib.import_module(f"{__name__}.{stage}").add_commands(commands)
+    return parser

@@ -1,0 +1,21 @@
+"""`scratchllm model` and `scratchllm attention`."""
+
+from __future__ import annotations
+
+from scratchllm.cli import main
+
+
+def test_model_prints_the_published_parameter_counts(capsys):
+    assert main(["model", "--preset", "gpt2-small"]) == 0
+    out = capsys.readouterr().out
+    assert "163,009,536" in out and "124,412,160" in out
+    assert "bf16" in out and "fp32" in out
+
+
+def test_attention_writes_a_heatmap(untrained_checkpoint, tmp_path, capsys):
+    output = tmp_path / "heat.png"
+    args = ["attention", "--checkpoint", str(untrained_checkpoint), "--prompt", "The cat sat"]
+    assert main([*args, "--layer", "1", "--head", "3", "-o", str(output)]) == 0
+    assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main([*args, "--layer", "2", "-o", str(output)]) == 2
+    assert "layer 2 is out of range" in capsys.readouterr().err
