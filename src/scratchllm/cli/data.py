@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 from scratchllm.cli import options
-
-DEFAULT_BPE_VOCAB = 4096
+from scratchllm.config import DEFAULT_BPE_VOCAB
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
