@@ -7,20 +7,9 @@ import json
 from pathlib import Path
 
 from scratchllm.cli import options
+from scratchllm.cli.config_flags import add_config_flags, given_fields
 from scratchllm.errors import ScratchLLMError
 
-_MODEL_FLAG_HELP = {
-    "context_length": "longest sequence the model sees (its positional table)",
-    "n_embd": "width of every token vector",
-    "n_head": "attention heads per layer",
-    "n_layer": "transformer blocks",
-    "dropout": "dropout rate (embeddings, attention, residual branches)",
-    "qkv_bias": "a bias on the query/key/value projection",
-    "tie_weights": "share the token embedding with the output head",
-    "layer_norm_eps": "LayerNorm epsilon",
-    "init": "weight initialisation: 'gpt2' (normal 0.02, residual projections scaled by "
-    "1/sqrt(2 n_layer)) or 'torch-default' (the walkthrough's: torch's own layer init)",
-}
 _OVERRIDE_PREFIX = "override_"
 
 
@@ -30,9 +19,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
-    import dataclasses
-
-    from scratchllm.config import INIT_SCHEMES, PRESETS, GPTConfig, TrainConfig
+    from scratchllm.config import PRESETS, GPTConfig, TrainConfig
 
     train = commands.add_parser(
         "train",
@@ -60,57 +47,26 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         "--no-progress", action="store_true", help="no progress bar (evaluations still print)"
     )
     defaults = TrainConfig()
-    group = train.add_argument_group("run options (TrainConfig fields)")
-    for field in dataclasses.fields(TrainConfig):
-        if field.name == "model_overrides":
-            continue
-        default = getattr(defaults, field.name)
-        flag = "--" + field.name.replace("_", "-")
-        help_text = field.metadata["help"]
-        if "default" not in help_text:
-            help_text += f" (default {default!r})"
-        if field.name == "model":
-            help_text += f"; presets: {', '.join(PRESETS)}"
-        if field.name == "init_from":
-            help_text += (
-                ". A new run: fresh optimizer, step 0, its own schedule (unlike --resume); "
-                "the checkpoint's tokenizer is used and its shape fixes the model"
-            )
-        if isinstance(default, bool):
-            group.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                help=help_text,
-            )  # fmt: skip
-        else:
-            group.add_argument(
-                flag, type=type(default), default=argparse.SUPPRESS, help=help_text,
-                metavar={int: "N", float: "X"}.get(type(default), "TEXT"),
-            )  # fmt: skip
-    model = train.add_argument_group(
-        "model overrides (replace the preset's value; without a [model] table in --config, "
-        f"the run starts from {defaults.model_overrides})"
+    add_config_flags(
+        train.add_argument_group("run options (TrainConfig fields)"),
+        TrainConfig,
+        skip={"model_overrides"},  # the model overrides below
+        extra_help={
+            "model": f"; presets: {', '.join(PRESETS)}",
+            "init_from": ". A new run: fresh optimizer, step 0, its own schedule (unlike "
+            "--resume); the checkpoint's tokenizer is used and its shape fixes the model",
+        },
     )
-    for field in dataclasses.fields(GPTConfig):
-        if field.name == "vocab_size":
-            continue  # the tokenizer's
-        flag = "--" + field.name.replace("_", "-")
-        dest = _OVERRIDE_PREFIX + field.name
-        help_text = _MODEL_FLAG_HELP.get(field.name, field.name)
-        if field.type == "bool":
-            model.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                dest=dest, help=help_text,
-            )  # fmt: skip
-        elif field.name == "init":
-            model.add_argument(
-                flag, choices=INIT_SCHEMES, default=argparse.SUPPRESS, dest=dest, help=help_text
-            )
-        else:
-            kind = float if field.type == "float" else int
-            model.add_argument(
-                flag, type=kind, default=argparse.SUPPRESS, dest=dest, help=help_text,
-                metavar="N" if kind is int else "X",
-            )  # fmt: skip
+    add_config_flags(
+        train.add_argument_group(
+            "model overrides (replace the preset's value; without a [model] table in --config, "
+            f"the run starts from {defaults.model_overrides})"
+        ),
+        GPTConfig,
+        skip={"vocab_size"},  # the tokenizer's
+        dest_prefix=_OVERRIDE_PREFIX,
+        show_defaults=False,  # the preset's
+    )
     train.set_defaults(run=run_train)
 
 
@@ -134,7 +90,7 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
 
 def _train_config(args: argparse.Namespace):
     """Defaults < --config file (or the resumed run's train.toml) < flags."""
-    from scratchllm.config import TrainConfig, train_field_names
+    from scratchllm.config import GPTConfig, TrainConfig
     from scratchllm.train.run_dir import RUN_CONFIG_FILE
 
     if args.resume is not None:
@@ -149,13 +105,8 @@ def _train_config(args: argparse.Namespace):
         base = TrainConfig.from_toml(args.config)
     else:
         base = TrainConfig()
-    given = vars(args)
-    changes = {name: given[name] for name in train_field_names() if name in given}
-    overrides = {
-        key.removeprefix(_OVERRIDE_PREFIX): value
-        for key, value in given.items()
-        if key.startswith(_OVERRIDE_PREFIX)
-    }
+    changes = given_fields(args, TrainConfig)
+    overrides = given_fields(args, GPTConfig, dest_prefix=_OVERRIDE_PREFIX)
     if overrides:
         changes["model_overrides"] = {**base.model_overrides, **overrides}
     return base.replace(**changes)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from scratchllm.cli import options
+from scratchllm.cli.config_flags import add_config_flags, given_fields
 from scratchllm.errors import ScratchLLMError
 
 _VECTORS_HELP = (
@@ -20,9 +21,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_word2vec_parser(commands: argparse._SubParsersAction) -> None:
-    from scratchllm.word2vec import Word2VecConfig
+    from scratchllm.config import Word2VecConfig
 
-    defaults = Word2VecConfig()
     word2vec = commands.add_parser(
         "word2vec",
         help="train word vectors with Word2Vec and query them",
@@ -41,35 +41,14 @@ def _add_word2vec_parser(commands: argparse._SubParsersAction) -> None:
         "format, readable by gensim and other tools).",
     )
     options.add_corpus_options(train)
-    number_flags = (
-        ("dim", int, "vector size"),
-        ("window", int, "largest distance to a context word; each center draws 1..window"),
-        ("negative", int, "noise words drawn per center word (unigram distribution ^ 3/4)"),
-        ("min_count", int, "leave out words seen fewer times"),
-        ("sample", float, "subsampling threshold for frequent words; 0 keeps every word"),
-        ("epochs", int, "passes over the corpus"),
-        ("alpha", float, "starting learning rate, decayed linearly to --min-alpha"),
-        ("min_alpha", float, "final learning rate"),
-        ("batch_size", int, "consecutive center words per update"),
-        ("seed", int, "random seed (runs with one thread are reproducible)"),
-    )
-    for name, kind, text in number_flags:
-        default = getattr(defaults, name)
-        train.add_argument(
-            "--" + name.replace("_", "-"),
-            type=kind,
-            default=default,
-            metavar="N" if kind is int else "X",
-            help=f"{text} (default {default})",
-        )
+    add_config_flags(train.add_argument_group("Word2VecConfig fields"), Word2VecConfig)
     train.add_argument(
         "--cbow",
-        action="store_true",
-        help="continuous bag of words: predict each word from the mean of its context "
-        "(default: skip-gram, which predicts the context from each word)",
-    )
-    train.add_argument(
-        "--keep-case", action="store_true", help="do not lowercase words (default: lowercase)"
+        action="store_const",
+        const="cbow",
+        dest="architecture",
+        default=argparse.SUPPRESS,
+        help="short for --architecture cbow",
     )
     train.add_argument(
         "--threads",
@@ -117,7 +96,7 @@ def _add_word2vec_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_embed_plot_parser(commands: argparse._SubParsersAction) -> None:
-    from scratchllm.word2vec.selection import DEFAULT_TOP
+    from scratchllm.config import MAP_POINTS, PROJECTION_METHODS
 
     plot = commands.add_parser(
         "embed-plot",
@@ -137,13 +116,13 @@ def _add_embed_plot_parser(commands: argparse._SubParsersAction) -> None:
         action="append",
         metavar="W1,W2,...",
         help="words to draw, comma-separated; repeat the flag for groups of different colours "
-        f"(default: the {DEFAULT_TOP} most frequent words, or tokens)",
+        f"(default: the {MAP_POINTS} most frequent words, or tokens)",
     )
     plot.add_argument(
         "--top",
         type=int,
-        default=DEFAULT_TOP,
-        help=f"how many without --words (default {DEFAULT_TOP})",
+        default=MAP_POINTS,
+        help=f"how many without --words (default {MAP_POINTS})",
     )
     options.add_corpus_options(
         plot,
@@ -152,7 +131,7 @@ def _add_embed_plot_parser(commands: argparse._SubParsersAction) -> None:
     )
     plot.add_argument(
         "--method",
-        choices=("pca", "tsne"),
+        choices=PROJECTION_METHODS,
         default="pca",
         help="pca (default) or tsne (needs scikit-learn)",
     )
@@ -163,23 +142,11 @@ def _add_embed_plot_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_word2vec_train(args: argparse.Namespace) -> None:
+    from scratchllm.config import Word2VecConfig
     from scratchllm.runtime import auto_threads
-    from scratchllm.word2vec import Word2VecConfig, sentences, train_word2vec
+    from scratchllm.word2vec import sentences, train_word2vec
 
-    config = Word2VecConfig(
-        dim=args.dim,
-        window=args.window,
-        negative=args.negative,
-        min_count=args.min_count,
-        sample=args.sample,
-        epochs=args.epochs,
-        alpha=args.alpha,
-        min_alpha=args.min_alpha,
-        architecture="cbow" if args.cbow else "skipgram",
-        batch_size=args.batch_size,
-        lowercase=not args.keep_case,
-        seed=args.seed,
-    )
+    config = Word2VecConfig(**given_fields(args, Word2VecConfig))
     corpus = options.load_corpus(args)
     texts = (document.text for document in corpus.documents())
     result = train_word2vec(
