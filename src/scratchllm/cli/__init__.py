@@ -1,8 +1,9 @@
 """The ``scratchllm`` command line: each subcommand is a thin wrapper over a library function.
 
 Run ``scratchllm --help`` for the list and ``scratchllm COMMAND --help`` for each one. User
-mistakes (a wrong path, a corrupt file, an unknown word) print one ``error:`` line and exit with
-status 2; they never show a traceback.
+mistakes (a wrong path, a corrupt file, an unknown word) and OS errors (a folder where a file
+belongs, no permission, a full disk) print one ``error:`` line and exit with status 2; they
+never show a traceback. Outputs are checked before the work starts.
 
 Each stage of the pipeline has a module here with an ``add_commands(commands)`` function that
 adds its subcommands; ``STAGES`` lists them, so a new stage is one more name there. The shared
@@ -17,6 +18,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from scratchllm.cli.options import describe_os_error
 from scratchllm.errors import ScratchLLMError
 
 # the modules of scratchllm.cli that add subcommands, in the order `--help` lists them
@@ -40,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. `scratchllm tokenize ... | head`
         sys.stderr.close()
+    except OSError as error:  # a folder given for a file, no permission, a full disk, ...
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
+        return 2
     return status or 0
 
 

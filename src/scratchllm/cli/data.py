@@ -110,11 +110,15 @@ def run_corpora(args: argparse.Namespace) -> None:
 
 
 def run_train_tokenizer(args: argparse.Namespace) -> None:
+    from scratchllm.tokenizer.base import TOKENIZER_FILE
+
+    options.check_output_folder(args.output, marker=TOKENIZER_FILE, kind="tokenizer")
     corpus = options.load_corpus(args)
     tokenizer = _train_tokenizer(
         args.kind, corpus, vocab_size=args.vocab_size, pattern=args.pattern, special=args.special
     )
-    tokenizer.save(args.output)
+    with options.writing_output(args.output):
+        tokenizer.save(args.output)
     print(f"saved {tokenizer.describe()} to {args.output}")
 
 
@@ -166,13 +170,22 @@ def run_tokenize(args: argparse.Namespace) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> None:
-    from scratchllm.data.prepare import prepare
+    from scratchllm.data.prepare import META_FILE, prepare
     from scratchllm.data.windows import SlidingWindowDataset
 
+    kind = "prepared data folder"
+    if args.output is not None:  # checked before the corpus is read (or downloaded)
+        options.check_output_folder(args.output, marker=META_FILE, kind=kind)
     corpus = options.load_corpus(args)
+    output = args.output
+    if output is None:
+        output = options.DEFAULT_OUT / "prepared" / options.slug(corpus.name)
+        options.check_output_folder(output, marker=META_FILE, kind=kind)
     tokenizer = options.resolve_tokenizer(args.tokenizer, corpus=corpus)
-    output = args.output or options.DEFAULT_OUT / "prepared" / options.slug(corpus.name)
-    report = prepare(corpus, tokenizer, output, val_fraction=args.val_fraction, split=args.split)
+    with options.writing_output(output):
+        report = prepare(
+            corpus, tokenizer, output, val_fraction=args.val_fraction, split=args.split
+        )
     print(report.summary())
     if args.show_windows > 0:
         from scratchllm.data.shards import read_tokens

@@ -51,11 +51,16 @@ def run_model(args: argparse.Namespace) -> None:
     from scratchllm.config import GPTConfig
     from scratchllm.model.gpt import describe_model
 
+    if args.save is not None:
+        from scratchllm.weights.checkpoint import CONFIG_FILE
+
+        options.check_output_folder(args.save, marker=CONFIG_FILE, kind="checkpoint")
     print(describe_model(args.preset))
     if args.save is not None:
         tokenizer = options.resolve_tokenizer(args.tokenizer, corpus=None)
         config = GPTConfig.from_name(args.preset, vocab_size=tokenizer.vocab_size)
-        path = _save_untrained(config, tokenizer, args.save, seed=args.seed)
+        with options.writing_output(args.save):
+            path = _save_untrained(config, tokenizer, args.save, seed=args.seed)
         print(f"saved an untrained {args.preset} (vocab {config.vocab_size:,}) to {path}")
 
 
@@ -72,6 +77,7 @@ def _save_untrained(config, tokenizer, directory: Path, *, seed: int) -> Path:
 def run_attention(args: argparse.Namespace) -> None:
     from scratchllm.viz import attention_heatmap
 
+    options.check_output_file(args.output, example="attention.png")
     if args.checkpoint is not None:
         from scratchllm.weights.checkpoint import load_checkpoint
 
@@ -85,12 +91,13 @@ def run_attention(args: argparse.Namespace) -> None:
         tokenizer = options.resolve_tokenizer("gpt2", corpus=None)
         config = GPTConfig.from_name("cpu-tiny", vocab_size=tokenizer.vocab_size)
         model = GPT(config, generator=torch.Generator().manual_seed(123))
-    path = attention_heatmap(
-        args.prompt,
-        tokenizer=tokenizer,
-        model=model,
-        layer=args.layer,
-        head=args.head,
-        output=args.output,
-    )
+    with options.writing_output(args.output):
+        path = attention_heatmap(
+            args.prompt,
+            tokenizer=tokenizer,
+            model=model,
+            layer=args.layer,
+            head=args.head,
+            output=args.output,
+        )
     print(f"wrote {path}")

@@ -9,7 +9,11 @@ them; a command only says what its default is. Nothing here imports torch: build
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from scratchllm.errors import ScratchLLMError
@@ -153,13 +157,95 @@ def checkpoint_path(given: Path | None) -> Path:
 
 
 def read_text(path: Path) -> str:
-    """A UTF-8 text file, with a one-line error if it is missing or not UTF-8."""
+    """A UTF-8 text file, with a one-line error if it is missing, unreadable or not UTF-8."""
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScratchLLMError(f"no such file: {path}") from None
+    except OSError as error:  # a folder, no permission, ...
+        raise ScratchLLMError(f"cannot read {path}: {describe_os_error(error)}") from None
     except UnicodeDecodeError as error:
         raise ScratchLLMError(f"{path} is not UTF-8 (byte offset {error.start})") from None
+
+
+# ---- outputs: checked before the work, removed again if writing fails ------------------------
+
+
+def check_output_folder(path: Path, *, marker: str, kind: str) -> None:
+    """Refuse, before any work is done, a folder output that cannot be written.
+
+    ``path`` may be new, an empty folder, or a folder already holding a ``kind`` (recognised by
+    its ``marker`` file), which is replaced; a file, or a folder of other files, is refused
+    rather than mixed into.
+    """
+    if path.exists() and not path.is_dir():
+        raise ScratchLLMError(
+            f"{path} is a file; give a new or empty folder to save the {kind} into"
+        )
+    if path.is_dir() and not (path / marker).exists() and any(path.iterdir()):
+        raise ScratchLLMError(
+            f"{path} is a folder of other files, not a {kind} (no {marker}); give a new or "
+            f"empty folder, or a {kind} to replace"
+        )
+    _check_can_write_in(path if path.is_dir() else path.parent, path)
+
+
+def check_output_file(path: Path, *, example: str) -> None:
+    """Refuse, before any work is done, a file output that cannot be written: a folder, or a
+    path whose folder cannot be created or written. ``example`` is a file name to suggest."""
+    if path.is_dir():
+        raise ScratchLLMError(f"{path} is a folder; give a file name such as {path / example}")
+    _check_can_write_in(path.parent, path)
+
+
+def _check_can_write_in(folder: Path, path: Path) -> None:
+    """``folder``, or the nearest folder above it that exists, must be a writable folder."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ScratchLLMError(f"cannot create {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ScratchLLMError(f"cannot write {path}: {existing} is not writable")
+
+
+@contextlib.contextmanager
+def writing_output(path: Path) -> Iterator[None]:
+    """Write ``path`` (a file or folder) in the block; if the block fails, remove what it
+    created, so that a failed command leaves nothing half-written, and turn an OS error (a
+    full disk, a lost mount) into one line that names ``path``."""
+    created = path
+    if path.exists():
+        created = None  # a folder being replaced: its files are each written atomically
+    else:
+        while not created.parent.exists():
+            created = created.parent  # the first folder the writing will create
+    try:
+        yield
+    except BaseException as error:
+        if created is not None:
+            if created.is_dir():
+                shutil.rmtree(created, ignore_errors=True)
+            else:
+                created.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise ScratchLLMError(f"could not write {path}: {describe_os_error(error)}") from None
+        raise
+
+
+def describe_os_error(error: OSError) -> str:
+    """An OS error in one line: the path(s) it names, then its reason.
+
+    >>> describe_os_error(IsADirectoryError(21, "Is a directory", "runs/"))
+    'runs/: Is a directory'
+    """
+    reason = error.strerror or str(error)
+    if error.filename is None:
+        return reason
+    where = os.fsdecode(error.filename)
+    if error.filename2 is not None:
+        where += f" -> {os.fsdecode(error.filename2)}"
+    return f"{where}: {reason}"
 
 
 def slug(name: str) -> str:

@@ -145,8 +145,10 @@ def run_word2vec_train(args: argparse.Namespace) -> None:
     from scratchllm.config import Word2VecConfig
     from scratchllm.runtime import auto_threads
     from scratchllm.word2vec import sentences, train_word2vec
+    from scratchllm.word2vec.vectors import VOCAB_FILE
 
     config = Word2VecConfig(**given_fields(args, Word2VecConfig))
+    options.check_output_folder(args.output, marker=VOCAB_FILE, kind="word-vectors folder")
     corpus = options.load_corpus(args)
     texts = (document.text for document in corpus.documents())
     result = train_word2vec(
@@ -158,7 +160,8 @@ def run_word2vec_train(args: argparse.Namespace) -> None:
     )
     vectors = result.vectors
     vectors.metadata["corpus"] = corpus.name
-    vectors.save(args.output)
+    with options.writing_output(args.output):
+        vectors.save(args.output)
     losses = ", ".join(f"{loss:.3f}" for loss in result.epoch_losses)
     print(
         f"trained {len(vectors):,} vectors of dim {vectors.dim} on {corpus.name}: "
@@ -200,6 +203,7 @@ def run_embed_plot(args: argparse.Namespace) -> None:
     from scratchllm.viz import embedding_map
     from scratchllm.word2vec.selection import parse_word_groups, token_points, word_points
 
+    options.check_output_file(args.output, example="embeddings.png")
     groups = parse_word_groups(args.words or [])
     if args.vectors is not None:
         if args.corpus is not None:
@@ -231,13 +235,14 @@ def run_embed_plot(args: argparse.Namespace) -> None:
         what = f"the first {count} word tokens"
     method = {"pca": "PCA", "tsne": "t-SNE"}[args.method]
     title = args.title or f"{what}, {source} ({method})"
-    path = embedding_map(
-        points.labels,
-        points.vectors,
-        args.output,
-        groups=points.groups,
-        method=args.method,
-        seed=args.seed,
-        title=title,
-    )
+    with options.writing_output(args.output):
+        path = embedding_map(
+            points.labels,
+            points.vectors,
+            args.output,
+            groups=points.groups,
+            method=args.method,
+            seed=args.seed,
+            title=title,
+        )
     print(f"wrote {path} ({len(points.labels)} points)")
