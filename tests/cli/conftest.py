@@ -12,11 +12,20 @@ STORY = (
 )
 
 
-@pytest.fixture
-def corpus_file(tmp_path):
-    path = tmp_path / "story.txt"
+def write_story(path):
     path.write_text(STORY * 40, encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def corpus_file(tmp_path):
+    return write_story(tmp_path / "story.txt")
+
+
+@pytest.fixture(scope="module")
+def module_corpus_file(tmp_path_factory):
+    """The same story, for fixtures that build something once per test module."""
+    return write_story(tmp_path_factory.mktemp("corpus") / "story.txt")
 
 
 @pytest.fixture

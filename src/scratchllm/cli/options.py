@@ -122,6 +122,17 @@ def add_seed_option(parser: argparse.ArgumentParser, *, default: int, seeds: str
     )
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (a count of windows, tokens, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 # ---- what the options resolve to ----------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from scratchllm.cli import options
@@ -73,18 +74,28 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
 def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser(
         "eval",
-        help="loss, perplexity and bits per byte of a model on a text",
+        help="loss, perplexity and bits per byte of a model on held-out text",
         description="Score every token of a held-out text with a checkpoint: the mean loss "
         "(nats per token), perplexity, and bits per byte, which compares models with "
-        "different tokenizers.",
+        "different tokenizers. Without --corpus it scores the validation split (val.bin) of "
+        "the run the checkpoint comes from: text the model did not train on.",
     )
     options.add_checkpoint_option(evaluate)
-    options.add_corpus_options(evaluate)
+    options.add_corpus_options(
+        evaluate, without="the validation tokens of the checkpoint's run, RUN/data/val.bin"
+    )
     evaluate.add_argument(
-        "--batch-size", type=int, default=8, help="windows per forward pass (default 8)"
+        "--batch-size",
+        type=options.positive_int,
+        default=8,
+        metavar="N",
+        help="windows per forward pass (default 8)",
     )
     options.add_device_option(evaluate)
     evaluate.add_argument("--json", action="store_true", help="machine-readable output")
+    evaluate.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (there is none off a terminal)"
+    )
     evaluate.set_defaults(run=run_eval)
 
 
@@ -134,24 +145,68 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> None:
-    from scratchllm.evaluate import evaluate_text
+    from scratchllm.evaluate import encoded_bytes, evaluate_text, evaluate_tokens
     from scratchllm.runtime import autocast_dtype, choose_device, set_threads
     from scratchllm.weights.checkpoint import load_checkpoint
 
     device = choose_device(args.device)
     set_threads()
     checkpoint = options.checkpoint_path(args.checkpoint)
+    val_file = None if args.corpus is not None else _run_validation_file(checkpoint)
     model, tokenizer = load_checkpoint(checkpoint, device=device)
-    corpus = options.load_corpus(args)
-    report = evaluate_text(
-        model,
-        tokenizer,
-        (document.text for document in corpus.documents()),
+    settings = dict(
         batch_size=args.batch_size,
         autocast_dtype=autocast_dtype(device),
+        show_progress=not args.no_progress and sys.stderr.isatty(),
     )
-    if args.json:
-        record = {"checkpoint": str(checkpoint), "corpus": corpus.name, **report.to_dict()}
-        print(json.dumps(record))
+    if val_file is None:
+        corpus = options.load_corpus(args)
+        texts = (document.text for document in corpus.documents())
+        report = evaluate_text(model, tokenizer, texts, **settings)
+        scored, source = corpus.name, {"corpus": corpus.name, "tokens_file": None}
     else:
-        print(f"{checkpoint} on {corpus.name}: {report.summary()}")
+        from scratchllm.data.shards import read_tokens
+
+        print(
+            f"scoring {val_file}: the validation split of the run {checkpoint} comes from "
+            "(pass --corpus to score another text)",
+            file=sys.stderr,
+        )
+        tokens = read_tokens(val_file, expected_fingerprint=tokenizer.fingerprint).tokens
+        if len(tokens) < 2:
+            raise ScratchLLMError(
+                f"{val_file} holds {len(tokens)} token(s): the run kept no validation text "
+                "(val_fraction 0); pass --corpus with a held-out text"
+            )
+        report = evaluate_tokens(
+            model, tokens, byte_count=encoded_bytes(tokenizer, tokens), **settings
+        )
+        scored, source = str(val_file), {"corpus": None, "tokens_file": str(val_file)}
+    if args.json:
+        print(json.dumps({"checkpoint": str(checkpoint), **source, **report.to_dict()}))
+    else:
+        print(f"{checkpoint} on {scored}: {report.summary()}")
+
+
+def _run_validation_file(checkpoint: Path) -> Path:
+    """The ``val.bin`` of the training run ``checkpoint`` belongs to: the run's ``data/``, or
+    the prepared folder its ``train.toml`` names."""
+    from scratchllm.config import TrainConfig
+    from scratchllm.data.prepare import VAL_FILE
+    from scratchllm.train.run_dir import DATA_DIR, RUN_CONFIG_FILE, is_run_dir
+
+    run = checkpoint.resolve().parent.parent  # RUN/checkpoints/step-N
+    if not is_run_dir(run):
+        raise ScratchLLMError(
+            f"{checkpoint} is not in a training run folder, so it has no held-out text of its "
+            "own; pass --corpus with a text to score"
+        )
+    data = TrainConfig.from_toml(run / RUN_CONFIG_FILE).data
+    path = (Path(data) if data else run / DATA_DIR) / VAL_FILE
+    if not path.is_file():
+        raise ScratchLLMError(
+            f"the validation tokens of run {run} are not at {path}"
+            + (" (its train.toml's data, read from the current folder)" if data else "")
+            + "; pass --corpus with a text to score"
+        )
+    return path
