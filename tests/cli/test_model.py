@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from scratchllm.cli import main
+from scratchllm.weights.checkpoint import load_checkpoint
 
 
 def test_model_prints_the_published_parameter_counts(capsys):
@@ -19,3 +20,27 @@ def test_attention_writes_a_heatmap(untrained_checkpoint, tmp_path, capsys):
     assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main([*args, "--layer", "2", "-o", str(output)]) == 2
     assert "layer 2 is out of range" in capsys.readouterr().err
+
+
+def test_model_save_prints_the_figures_of_the_model_it_saves(tmp_path, corpus_file, capsys):
+    tokenizer = tmp_path / "tok"
+    train = ["train-tokenizer", "--corpus", str(corpus_file), "--vocab-size", "300"]
+    assert main([*train, "-o", str(tokenizer)]) == 0
+    capsys.readouterr()
+    checkpoint = tmp_path / "ckpt"
+    save = [
+        "model",
+        "--preset",
+        "cpu-tiny",
+        "--save",
+        str(checkpoint),
+        "--tokenizer",
+        str(tokenizer),
+    ]
+    assert main(save) == 0
+    out = capsys.readouterr().out
+    model, _ = load_checkpoint(checkpoint)
+    untied = sum(parameter.numel() for parameter in model.parameters())
+    assert out.startswith("cpu-tiny: 2 layers") and "vocabulary 300," in out
+    assert f"parameters: {untied:,} with its own output head" in out
+    assert "50257" not in out  # not the default vocabulary's figures

@@ -51,17 +51,20 @@ def run_model(args: argparse.Namespace) -> None:
     from scratchllm.config import GPTConfig
     from scratchllm.model.gpt import describe_model
 
-    if args.save is not None:
-        from scratchllm.weights.checkpoint import CONFIG_FILE
+    if args.save is None:
+        print(describe_model(args.preset))
+        return
+    from scratchllm.weights.checkpoint import CONFIG_FILE
 
-        options.check_output_folder(args.save, marker=CONFIG_FILE, kind="checkpoint")
-    print(describe_model(args.preset))
-    if args.save is not None:
-        tokenizer = options.resolve_tokenizer(args.tokenizer, corpus=None)
-        config = GPTConfig.from_name(args.preset, vocab_size=tokenizer.vocab_size)
-        with options.writing_output(args.save):
-            path = _save_untrained(config, tokenizer, args.save, seed=args.seed)
-        print(f"saved an untrained {args.preset} (vocab {config.vocab_size:,}) to {path}")
+    options.check_output_folder(args.save, marker=CONFIG_FILE, kind="checkpoint")
+    tokenizer = options.resolve_tokenizer(args.tokenizer, corpus=None)
+    config = GPTConfig.from_name(args.preset, vocab_size=tokenizer.vocab_size)
+    # the figures of the model saved, sized to its tokenizer; describe_model calls a config
+    # that is not a preset "custom", so it gets the preset's name back
+    print(args.preset + describe_model(config).removeprefix("custom"))
+    with options.writing_output(args.save):
+        path = _save_untrained(config, tokenizer, args.save, seed=args.seed)
+    print(f"saved an untrained {args.preset} (vocab {config.vocab_size:,}) to {path}")
 
 
 def _save_untrained(config, tokenizer, directory: Path, *, seed: int) -> Path:
