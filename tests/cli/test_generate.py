@@ -23,3 +23,17 @@ def test_generate_greedy_is_deterministic_and_streams_the_same(untrained_checkpo
 def test_generate_without_a_checkpoint_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["generate", "--checkpoint", str(tmp_path / "none"), "--prompt", "x"]) == 2
     assert "not a scratchllm checkpoint" in capsys.readouterr().err
+
+
+def test_sampling_flags_at_temperature_zero_are_pointed_out(untrained_checkpoint, capsys):
+    args = ["generate", "--checkpoint", str(untrained_checkpoint), "--prompt", "The cat"]
+    assert main([*args, "--max-new-tokens", "5"]) == 0
+    greedy = capsys.readouterr()
+    assert greedy.err == ""
+    assert main([*args, "--max-new-tokens", "5", "--top-k", "3", "--seed", "7"]) == 0
+    flagged = capsys.readouterr()
+    assert flagged.out == greedy.out  # greedy all the same
+    assert flagged.err == (
+        "warning: --top-k, --seed do nothing at temperature 0, which always picks the most "
+        "likely token; give --temperature above 0 to sample\n"
+    )

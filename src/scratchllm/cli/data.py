@@ -9,6 +9,7 @@ from pathlib import Path
 
 from scratchllm.cli import options
 from scratchllm.config import DEFAULT_BPE_VOCAB
+from scratchllm.errors import ScratchLLMError
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -23,17 +24,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     options.add_corpus_options(train)
     train.add_argument("--kind", choices=("bpe", "simple"), default="bpe", help="default: bpe")
+    # no defaults here: --kind simple refuses them, so the command must see what was given
     train.add_argument(
         "--vocab-size",
-        type=int,
-        default=DEFAULT_BPE_VOCAB,
+        type=options.positive_int,
+        metavar="N",
         help="BPE vocabulary size: 256 bytes + merges + special tokens "
         f"(default {DEFAULT_BPE_VOCAB})",
     )
     train.add_argument(
         "--pattern",
-        default="gpt2",
-        help="BPE pre-tokenisation regex: 'gpt2', 'gpt4' or a custom regex (default gpt2)",
+        help="BPE pre-tokenisation regex: 'gpt2', 'gpt4' or a custom regex (default: "
+        "BPETokenizer.train's, gpt2)",
     )
     train.add_argument(
         "--special",
@@ -112,29 +114,42 @@ def run_corpora(args: argparse.Namespace) -> None:
 def run_train_tokenizer(args: argparse.Namespace) -> None:
     from scratchllm.tokenizer.base import TOKENIZER_FILE
 
+    bpe_only = [name for name in ("vocab_size", "pattern") if getattr(args, name) is not None]
+    if args.kind == "simple" and bpe_only:
+        raise ScratchLLMError(
+            f"--kind simple takes no {options.flags(bpe_only)}: the word-level tokenizer's "
+            "vocabulary is every word of the corpus; use --kind bpe, or leave "
+            f"{'it' if len(bpe_only) == 1 else 'them'} out"
+        )
     options.check_output_folder(args.output, marker=TOKENIZER_FILE, kind="tokenizer")
     corpus = options.load_corpus(args)
     tokenizer = _train_tokenizer(
-        args.kind, corpus, vocab_size=args.vocab_size, pattern=args.pattern, special=args.special
+        args.kind,
+        corpus,
+        vocab_size=args.vocab_size or DEFAULT_BPE_VOCAB,
+        pattern=args.pattern,
+        special=args.special,
     )
     with options.writing_output(args.output):
         tokenizer.save(args.output)
     print(f"saved {tokenizer.describe()} to {args.output}")
 
 
-def _train_tokenizer(kind: str, corpus, *, vocab_size: int, pattern: str, special):
+def _train_tokenizer(kind: str, corpus, *, vocab_size: int, pattern: str | None, special):
     from scratchllm.tokenizer import ENDOFTEXT, UNK, BPETokenizer, SimpleTokenizer
 
     texts = (document.text for document in corpus.documents())
     if kind == "simple":
         return SimpleTokenizer.train(texts, special_tokens=tuple(special or (ENDOFTEXT, UNK)))
-    print(f"training a BPE tokenizer (vocab {vocab_size:,}, pattern {pattern}) on {corpus.name}")
+    # without --pattern, BPETokenizer.train's own default
+    patterns = {} if pattern is None else {"pattern": pattern}
+    print(f"training a BPE tokenizer (vocab {vocab_size:,}) on {corpus.name}")
     return BPETokenizer.train(
         corpus,
         vocab_size,
         special_tokens=tuple(special or (ENDOFTEXT,)),
-        pattern=pattern,
         show_progress=True,
+        **patterns,
     )
 
 

@@ -31,7 +31,15 @@ def run_generate(args: argparse.Namespace) -> None:
     from scratchllm.generate import generate_with_config
     from scratchllm.weights.checkpoint import load_checkpoint
 
-    sampling = SamplingConfig(**given_fields(args, SamplingConfig))
+    given = given_fields(args, SamplingConfig)
+    sampling = SamplingConfig(**given)
+    unused = [name for name in ("top_k", "top_p", "seed") if name in given]
+    if sampling.temperature == 0 and unused:
+        options.warn(
+            f"{options.flags(unused)} {'does' if len(unused) == 1 else 'do'} nothing at "
+            "temperature 0, which always picks the most likely token; give --temperature "
+            "above 0 to sample"
+        )
     model, tokenizer = load_checkpoint(options.checkpoint_path(args.checkpoint))
     pieces = generate_with_config(model, tokenizer, args.prompt, sampling)
     if args.stream:

@@ -31,6 +31,20 @@ TRAINED_TOKENIZER_SPEC_HELP = (
 )
 
 
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr: something was given that does nothing, or was cut."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def flags(names: list[str]) -> str:
+    """Field names as the flags a user typed.
+
+    >>> flags(["top_k", "seed"])
+    '--top-k, --seed'
+    """
+    return ", ".join("--" + name.replace("_", "-") for name in names)
+
+
 # ---- the shared options ----------------------------------------------------------------------
 
 

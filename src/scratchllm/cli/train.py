@@ -120,7 +120,32 @@ def _train_config(args: argparse.Namespace):
     overrides = given_fields(args, GPTConfig, dest_prefix=_OVERRIDE_PREFIX)
     if overrides:
         changes["model_overrides"] = {**base.model_overrides, **overrides}
-    return base.replace(**changes)
+    config = base.replace(**changes)
+    _refuse_ignored_flags(config, given=set(changes))
+    return config
+
+
+# what a prepared data folder or an --init-from checkpoint brings along, so that these flags
+# would be silently ignored next to it
+_BROUGHT_ALONG = {
+    "data": (
+        ("corpus", "tokenizer", "val_fraction", "split"),
+        "the prepared folder brings its own tokens, split and tokenizer",
+    ),
+    "init_from": (("tokenizer",), "the checkpoint brings its own tokenizer"),
+}
+
+
+def _refuse_ignored_flags(config, *, given: set[str]) -> None:
+    """Refuse flags the run would ignore (the config file's settings are not flags: a file
+    may hold settings for several uses)."""
+    for source, (ignored, reason) in _BROUGHT_ALONG.items():
+        unused = [name for name in ignored if name in given]
+        if getattr(config, source) and unused:
+            raise ScratchLLMError(
+                f"{options.flags(unused)} would be ignored with {options.flags([source])}: "
+                f"{reason}; drop {options.flags(unused)}"
+            )
 
 
 def run_train(args: argparse.Namespace) -> int:
