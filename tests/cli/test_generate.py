@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+import torch
+
 from scratchllm.cli import main
+from scratchllm.config import GPTConfig
+from scratchllm.generate import generate_tokens
+from scratchllm.model.gpt import GPT
+from scratchllm.tokenizer import SimpleTokenizer
+from scratchllm.weights.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_generate_greedy_is_deterministic_and_streams_the_same(untrained_checkpoint, capsys):
@@ -37,3 +45,26 @@ def test_sampling_flags_at_temperature_zero_are_pointed_out(untrained_checkpoint
         "warning: --top-k, --seed do nothing at temperature 0, which always picks the most "
         "likely token; give --temperature above 0 to sample\n"
     )
+
+
+@pytest.fixture
+def word_level_checkpoint(tmp_path, shared_data):
+    """An untrained cpu-tiny GPT with the word-level tokenizer of "The Verdict"."""
+    verdict = (shared_data / "the-verdict.txt").read_text(encoding="utf-8")
+    tokenizer = SimpleTokenizer.train(verdict)
+    config = GPTConfig.from_name("cpu-tiny", vocab_size=tokenizer.vocab_size)
+    model = GPT(config, generator=torch.Generator().manual_seed(5))
+    return save_checkpoint(tmp_path / "words", model, tokenizer)
+
+
+@pytest.mark.parametrize("stream", [[], ["--stream"]])
+def test_word_level_text_is_spaced_as_decoded_together(word_level_checkpoint, stream, capsys):
+    prompt = "I had always"
+    args = ["generate", "--checkpoint", str(word_level_checkpoint), "--prompt", prompt]
+    assert main([*args, "--max-new-tokens", "12", *stream]) == 0
+    printed = capsys.readouterr().out.removesuffix("\n")
+    model, tokenizer = load_checkpoint(word_level_checkpoint)
+    prompt_ids = tokenizer.encode(prompt, allowed_special="all")
+    new_ids = list(generate_tokens(model, prompt_ids, max_new_tokens=12, eot_id=tokenizer.eot_id))
+    assert len(new_ids) == 12
+    assert printed == tokenizer.decode(prompt_ids + new_ids)
