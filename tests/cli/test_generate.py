@@ -68,3 +68,18 @@ def test_word_level_text_is_spaced_as_decoded_together(word_level_checkpoint, st
     new_ids = list(generate_tokens(model, prompt_ids, max_new_tokens=12, eot_id=tokenizer.eot_id))
     assert len(new_ids) == 12
     assert printed == tokenizer.decode(prompt_ids + new_ids)
+
+
+def test_a_prompt_longer_than_the_window_is_one_warning_line(untrained_checkpoint, capsys):
+    prompt = "The cat sat on the mat. " * 40
+    tokenizer = load_checkpoint(untrained_checkpoint)[1]
+    count = len(tokenizer.encode(prompt))
+    assert count > 128  # cpu-tiny's window
+    args = ["generate", "--checkpoint", str(untrained_checkpoint), "--prompt", prompt]
+    assert main([*args, "--max-new-tokens", "3"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(prompt)
+    assert captured.err == (
+        f"warning: the prompt has {count} tokens but the model sees at most 128; keeping its "
+        "last 128\n"
+    )

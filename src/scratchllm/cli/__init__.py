@@ -3,7 +3,8 @@
 Run ``scratchllm --help`` for the list and ``scratchllm COMMAND --help`` for each one. User
 mistakes (a wrong path, a corrupt file, an unknown word) and OS errors (a folder where a file
 belongs, no permission, a full disk) print one ``error:`` line and exit with status 2; they
-never show a traceback. Outputs are checked before the work starts.
+never show a traceback. Outputs are checked before the work starts. Warnings (a flag that does
+nothing, a prompt cut to the model's window) are one ``warning:`` line on stderr.
 
 Each stage of the pipeline has a module here with an ``add_commands(commands)`` function that
 adds its subcommands; ``STAGES`` lists them, so a new stage is one more name there. The shared
@@ -16,9 +17,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
-from scratchllm.cli.options import describe_os_error
+from scratchllm.cli.options import describe_os_error, warn
 from scratchllm.errors import ScratchLLMError
 
 # the modules of scratchllm.cli that add subcommands, in the order `--help` lists them
@@ -33,7 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     status = 0
     try:
-        status = args.run(args)
+        with warnings.catch_warnings():  # restores the warning machinery afterwards
+            warnings.showwarning = _one_line_warning
+            status = args.run(args)
     except ScratchLLMError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -46,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     return status or 0
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library's warning (a prompt cropped to the model's window, ...) as one ``warning:``
+    line, without Python's source location and code line: the user ran a command."""
+    warn(str(message))
 
 
 def build_parser() -> argparse.ArgumentParser:
