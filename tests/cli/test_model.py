@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 from scratchllm.cli import main
 from scratchllm.weights.checkpoint import load_checkpoint
 
@@ -44,3 +46,24 @@ def test_model_save_prints_the_figures_of_the_model_it_saves(tmp_path, corpus_fi
     assert out.startswith("cpu-tiny: 2 layers") and "vocabulary 300," in out
     assert f"parameters: {untied:,} with its own output head" in out
     assert "50257" not in out  # not the default vocabulary's figures
+
+
+def test_attention_on_a_long_prompt_is_a_bounded_image_of_the_format_asked(
+    untrained_checkpoint, tmp_path, capsys
+):
+    tokenizer = load_checkpoint(untrained_checkpoint)[1]
+    prompt = ""
+    while len(tokenizer.encode(prompt)) < 110:  # cpu-tiny's window is 128
+        prompt += "The cat sat on the mat. The dog sat on the log. "
+    args = ["attention", "--checkpoint", str(untrained_checkpoint), "--prompt", prompt]
+    png = tmp_path / "long.png"
+    assert main([*args, "-o", str(png)]) == 0
+    data = png.read_bytes()
+    width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk
+    assert 1000 <= width <= 1600 and 1000 <= height <= 1500
+    jpeg = tmp_path / "long.jpg"
+    assert main([*args, "-o", str(jpeg)]) == 0
+    assert jpeg.read_bytes()[:3] == b"\xff\xd8\xff"  # JPEG, as the suffix says
+    capsys.readouterr()
+    assert main([*args, "-o", str(tmp_path / "long.gif")]) == 2
+    assert "'.gif' is not an image type we write" in capsys.readouterr().err

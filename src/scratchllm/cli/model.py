@@ -34,7 +34,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "attention",
         help="draw one head's attention weights for a prompt as a heatmap",
         description="Run a model on a prompt and draw the attention weights of one head of "
-        "one layer (tokens on both axes) to a PNG. Without --checkpoint it uses an untrained "
+        "one layer (tokens on both axes) to an image. Without --checkpoint it uses an untrained "
         "cpu-tiny model with GPT-2's tokenizer (near-uniform causal weights).",
     )
     attention.add_argument("--prompt", required=True, help="the text to attend over")
@@ -43,7 +43,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     attention.add_argument("--layer", type=int, default=0, help="layer, from 0 (default 0)")
     attention.add_argument("--head", type=int, default=0, help="head, from 0 (default 0)")
-    options.add_output_option(attention, what="PNG to write", default=Path("attention.png"))
+    options.add_output_option(
+        attention, what=options.IMAGE_OUTPUT_HELP, default=Path("attention.png")
+    )
     attention.set_defaults(run=run_attention)
 
 
@@ -78,9 +80,10 @@ def _save_untrained(config, tokenizer, directory: Path, *, seed: int) -> Path:
 
 
 def run_attention(args: argparse.Namespace) -> None:
-    from scratchllm.viz import attention_heatmap
+    from scratchllm.viz import attention_heatmap, image_format
 
     options.check_output_file(args.output, example="attention.png")
+    image_format(args.output)  # an unsupported suffix fails now, not after the model ran
     if args.checkpoint is not None:
         from scratchllm.weights.checkpoint import load_checkpoint
 

@@ -16,11 +16,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from scratchllm.config import TrainConfig
 from scratchllm.errors import ScratchLLMError
 
-DEFAULT_OUT = Path("out")
-DEFAULT_RUNS = DEFAULT_OUT / "runs"  # TrainConfig.out_dir's default
+DEFAULT_RUNS = Path(TrainConfig.__dataclass_fields__["out_dir"].default)  # where runs go
+DEFAULT_OUT = DEFAULT_RUNS.parent  # and beside them, prepared data
 
+# viz.IMAGE_FORMATS, which imports matplotlib and torch: a test checks the two agree
+IMAGE_OUTPUT_HELP = "image to write: .png, .jpg, .svg or .pdf"
 TOKENIZER_SPEC_HELP = (
     "'gpt2' (GPT-2's BPE via tiktoken), 'gpt2:PATH' (GPT-2's vocabulary from a .tiktoken file "
     "or a folder with encoder.json + vocab.bpe), the folder of a saved tokenizer"

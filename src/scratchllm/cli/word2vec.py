@@ -102,7 +102,7 @@ def _add_embed_plot_parser(commands: argparse._SubParsersAction) -> None:
         "embed-plot",
         help="draw word or token embeddings as a labelled 2-D map",
         description="Project embeddings to 2-D (PCA of the unit-length vectors, or t-SNE) "
-        "and draw them with their labels to a PNG: our Word2Vec vectors (--vectors) or the "
+        "and draw them with their labels to an image: our Word2Vec vectors (--vectors) or the "
         "token-embedding table of a trained scratchllm checkpoint (--checkpoint). Words used "
         "alike land close together.",
         epilog="Example: scratchllm embed-plot --vectors vectors/ --words list,tuple,dict,set "
@@ -137,7 +137,7 @@ def _add_embed_plot_parser(commands: argparse._SubParsersAction) -> None:
     )
     options.add_seed_option(plot, default=0, seeds="t-SNE")
     plot.add_argument("--title", help="plot title (default: what was drawn, from where)")
-    options.add_output_option(plot, what="PNG to write", default=Path("embeddings.png"))
+    options.add_output_option(plot, what=options.IMAGE_OUTPUT_HELP, default=Path("embeddings.png"))
     plot.set_defaults(run=run_embed_plot)
 
 
@@ -200,10 +200,11 @@ def run_word2vec_analogy(args: argparse.Namespace) -> None:
 
 
 def run_embed_plot(args: argparse.Namespace) -> None:
-    from scratchllm.viz import embedding_map
+    from scratchllm.viz import embedding_map, image_format
     from scratchllm.word2vec.selection import parse_word_groups, token_points, word_points
 
     options.check_output_file(args.output, example="embeddings.png")
+    image_format(args.output)  # an unsupported suffix fails now, not after the projection
     groups = parse_word_groups(args.words or [])
     if args.vectors is not None:
         if args.corpus is not None:
