@@ -34,8 +34,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--pattern",
-        help="BPE pre-tokenisation regex: 'gpt2', 'gpt4' or a custom regex (default: "
-        "BPETokenizer.train's, gpt2)",
+        help="BPE pre-tokenisation regex: 'gpt2', 'gpt4' or a custom regex (default gpt2)",
     )
     train.add_argument(
         "--special",

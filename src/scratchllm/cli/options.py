@@ -77,7 +77,10 @@ def add_tokenizer_option(
     """``--tokenizer SPEC``; ``trains``: the command has a corpus to train ``bpe:N`` on."""
     kinds = TOKENIZER_SPEC_HELP + (f", {TRAINED_TOKENIZER_SPEC_HELP}" if trains else "")
     parser.add_argument(
-        "--tokenizer", default=default, help=f"{purpose}{kinds} (default {default})"
+        "--tokenizer",
+        default=default,
+        metavar="SPEC",
+        help=f"{purpose}{kinds} (default {default})",
     )
 
 
@@ -110,13 +113,14 @@ def add_output_option(
     ``default``, or a ``default_text`` saying how the command chooses one (the value is then
     None)."""
     if default is None and default_text is None:
-        parser.add_argument("-o", "--output", type=Path, required=True, help=what)
+        parser.add_argument("-o", "--output", type=Path, required=True, metavar="PATH", help=what)
         return
     parser.add_argument(
         "-o",
         "--output",
         type=Path,
         default=default,
+        metavar="PATH",
         help=f"{what} (default {default_text or default})",
     )
 
