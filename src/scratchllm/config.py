@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     import torch
 
 INIT_SCHEMES = ("gpt2", "torch-default")  # GPTConfig.init
+# the corpus of the default run and of every --corpus left out: embedded (corpora.py), so it
+# works offline everywhere
+DEFAULT_CORPUS = "python-docs"
 # the vocabulary of the default run's byte-level BPE; also a bare `bpe` tokenizer spec's and
 # `scratchllm train-tokenizer`'s
 DEFAULT_BPE_VOCAB = 4096
@@ -198,7 +201,7 @@ class TrainConfig:
     out_dir: str = _option("out/runs", "folder that holds the runs")
     seed: int = _option(1337, "seeds the initialisation, the data order and dropout")
     # data: a corpus tokenized into the run folder, or a folder `scratchllm prepare` wrote
-    corpus: str = _option("python-docs", "named corpus, text file, folder or glob of files")
+    corpus: str = _option(DEFAULT_CORPUS, "named corpus, text file, folder or glob of files")
     data: str = _option("", "prepared data folder (scratchllm prepare); replaces corpus/tokenizer")
     tokenizer: str = _option(
         f"bpe:{DEFAULT_BPE_VOCAB}", "tokenizer spec: gpt2, a saved folder, or bpe:N"

@@ -6,11 +6,10 @@ import argparse
 
 from scratchllm.cli import options
 from scratchllm.cli.config_flags import add_config_flags, given_fields
+from scratchllm.config import SamplingConfig
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    from scratchllm.config import SamplingConfig
-
     generate = commands.add_parser(
         "generate",
         help="continue a prompt with a model",
@@ -27,7 +26,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> None:
-    from scratchllm.config import SamplingConfig
     from scratchllm.generate import generate_with_config
     from scratchllm.weights.checkpoint import load_checkpoint
 

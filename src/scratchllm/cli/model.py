@@ -6,11 +6,10 @@ import argparse
 from pathlib import Path
 
 from scratchllm.cli import options
+from scratchllm.config import PRESETS, GPTConfig
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    from scratchllm.config import PRESETS
-
     model = commands.add_parser(
         "model",
         help="describe a model preset (parameters, memory); optionally save it untrained",
@@ -50,7 +49,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def run_model(args: argparse.Namespace) -> None:
-    from scratchllm.config import GPTConfig
     from scratchllm.model.gpt import describe_model
 
     if args.save is None:
@@ -91,7 +89,6 @@ def run_attention(args: argparse.Namespace) -> None:
     else:
         import torch
 
-        from scratchllm.config import GPTConfig
         from scratchllm.model.gpt import GPT
 
         tokenizer = options.resolve_tokenizer("gpt2", corpus=None)

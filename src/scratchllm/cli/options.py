@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from scratchllm.config import TrainConfig
+from scratchllm.config import DEFAULT_CORPUS, TrainConfig
 from scratchllm.errors import ScratchLLMError
 
 DEFAULT_RUNS = Path(TrainConfig.__dataclass_fields__["out_dir"].default)  # where runs go
@@ -55,8 +55,6 @@ def add_corpus_options(parser: argparse.ArgumentParser, *, without: str | None =
     """``--corpus`` and ``--replace-invalid-utf8``. The default is the named default corpus,
     unless ``without`` says what the command does without a corpus (``args.corpus`` is then
     None)."""
-    from scratchllm.corpora import DEFAULT_CORPUS
-
     parser.add_argument(
         "--corpus",
         default=DEFAULT_CORPUS if without is None else None,
@@ -127,8 +125,6 @@ def add_output_option(
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:
     """``--device``, with the help of ``TrainConfig.device``: one meaning everywhere."""
-    from scratchllm.config import TrainConfig
-
     field = TrainConfig.__dataclass_fields__["device"]
     help_text = field.metadata["help"]
     parser.add_argument(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from scratchllm.cli import options
 from scratchllm.cli.config_flags import add_config_flags, given_fields
+from scratchllm.config import PRESETS, GPTConfig, TrainConfig
 from scratchllm.errors import ScratchLLMError
 
 _OVERRIDE_PREFIX = "override_"
@@ -20,8 +21,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
-    from scratchllm.config import PRESETS, GPTConfig, TrainConfig
-
     train = commands.add_parser(
         "train",
         help="pretrain a GPT (no arguments: a small model on python-docs, ~10 CPU minutes)",
@@ -101,7 +100,6 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
 
 def _train_config(args: argparse.Namespace):
     """Defaults < --config file (or the resumed run's train.toml) < flags."""
-    from scratchllm.config import GPTConfig, TrainConfig
     from scratchllm.train.run_dir import RUN_CONFIG_FILE
 
     if args.resume is not None:
@@ -216,7 +214,6 @@ def run_eval(args: argparse.Namespace) -> None:
 def _run_validation_file(checkpoint: Path) -> Path:
     """The ``val.bin`` of the training run ``checkpoint`` belongs to: the run's ``data/``, or
     the prepared folder its ``train.toml`` names."""
-    from scratchllm.config import TrainConfig
     from scratchllm.data.prepare import VAL_FILE
     from scratchllm.train.run_dir import DATA_DIR, RUN_CONFIG_FILE, is_run_dir
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from scratchllm.cli import options
 from scratchllm.cli.config_flags import add_config_flags, given_fields
+from scratchllm.config import MAP_POINTS, PROJECTION_METHODS, Word2VecConfig
 from scratchllm.errors import ScratchLLMError
 
 _VECTORS_HELP = (
@@ -21,8 +22,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_word2vec_parser(commands: argparse._SubParsersAction) -> None:
-    from scratchllm.config import Word2VecConfig
-
     word2vec = commands.add_parser(
         "word2vec",
         help="train word vectors with Word2Vec and query them",
@@ -96,8 +95,6 @@ def _add_word2vec_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_embed_plot_parser(commands: argparse._SubParsersAction) -> None:
-    from scratchllm.config import MAP_POINTS, PROJECTION_METHODS
-
     plot = commands.add_parser(
         "embed-plot",
         help="draw word or token embeddings as a labelled 2-D map",
@@ -142,7 +139,6 @@ def _add_embed_plot_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_word2vec_train(args: argparse.Namespace) -> None:
-    from scratchllm.config import Word2VecConfig
     from scratchllm.runtime import auto_threads
     from scratchllm.word2vec import sentences, train_word2vec
     from scratchllm.word2vec.vectors import VOCAB_FILE
