@@ -98,6 +98,26 @@ def test_a_full_disk_is_one_line_and_leaves_no_half_written_folder(
     assert not (tmp_path / "new").exists()  # the folders it created are gone again
 
 
+def test_a_disk_filling_up_midway_leaves_an_empty_folder_empty(
+    tmp_path, corpus_file, monkeypatch, capsys
+):
+    writes = []
+
+    def space_for_one_file(fd):  # the tokenizer copy fits, train.bin does not
+        writes.append(fd)
+        if len(writes) > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(scratchllm.io.os, "fsync", space_for_one_file)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["prepare", "--corpus", str(corpus_file), "--tokenizer", "bpe:280", "-o", str(empty)]
+    assert main(args) == 2
+    assert "No space left on device" in one_error_line(capsys)
+    assert len(writes) == 2
+    assert empty.is_dir() and list(empty.iterdir()) == []  # as empty as it was
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
 def test_an_unwritable_folder_is_refused(tmp_path, corpus_file, capsys):
     locked = tmp_path / "locked"

@@ -241,21 +241,30 @@ def _check_can_write_in(folder: Path, path: Path) -> None:
 def writing_output(path: Path) -> Iterator[None]:
     """Write ``path`` (a file or folder) in the block; if the block fails, remove what it
     created, so that a failed command leaves nothing half-written, and turn an OS error (a
-    full disk, a lost mount) into one line that names ``path``."""
-    created = path
-    if path.exists():
-        created = None  # a folder being replaced: its files are each written atomically
-    else:
+    full disk, a lost mount) into one line that names ``path``.
+
+    A folder that already held files (one being replaced) keeps them: each file is written
+    atomically, so it holds the old version or the new one.
+    """
+    was_empty_folder = path.is_dir() and not any(path.iterdir())
+    created: Path | None = None
+    if not path.exists():
+        created = path
         while not created.parent.exists():
             created = created.parent  # the first folder the writing will create
     try:
         yield
     except BaseException as error:
-        if created is not None:
-            if created.is_dir():
-                shutil.rmtree(created, ignore_errors=True)
-            else:
-                created.unlink(missing_ok=True)
+        if created is not None and created.is_dir():
+            shutil.rmtree(created, ignore_errors=True)
+        elif created is not None:
+            created.unlink(missing_ok=True)
+        elif was_empty_folder:
+            for child in path.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
         if isinstance(error, OSError):
             raise ScratchLLMError(f"could not write {path}: {describe_os_error(error)}") from None
         raise
