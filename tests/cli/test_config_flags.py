@@ -90,3 +90,13 @@ def test_train_help_shows_each_model_field_help_once(capsys):
 def test_cbow_stays_a_shorthand():
     args = build_parser().parse_args(["word2vec", "train", "--cbow", "-o", "vectors"])
     assert given_fields(args, Word2VecConfig) == {"architecture": "cbow"}
+
+
+def test_prepare_takes_a_training_runs_split_flags(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["prepare", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    val_fraction = TrainConfig.__dataclass_fields__["val_fraction"].metadata["help"]
+    assert f"--val-fraction X {val_fraction} (default 0.1)" in help_text
+    args = build_parser().parse_args(["prepare", "--split", "characters"])
+    assert given_fields(args, TrainConfig, dest_prefix="run_") == {"split": "characters"}

@@ -31,6 +31,7 @@ def add_config_flags(
     config_class: type,
     *,
     skip: Collection[str] = (),
+    only: Collection[str] | None = None,
     dest_prefix: str = "",
     defaults: Any = None,
     show_defaults: bool = True,
@@ -38,14 +39,17 @@ def add_config_flags(
 ) -> None:
     """Add one flag per field of the dataclass ``config_class`` to ``parser``.
 
-    ``skip``: fields without a flag. ``dest_prefix`` keeps two configs' fields apart in one
+    ``skip``: fields without a flag; ``only``: the fields with one (default: all).
+    ``dest_prefix`` keeps two configs' fields apart in one
     namespace. ``defaults``: an instance whose values the help shows (default: the fields'
     defaults); ``show_defaults=False`` shows none (e.g. overrides of a preset's values).
     ``extra_help`` adds text after a field's help.
     """
     hints = typing.get_type_hints(config_class)
     for field in dataclasses.fields(config_class):
-        if field.name in skip or "help" not in field.metadata:
+        if field.name in skip or (only is not None and field.name not in only):
+            continue
+        if "help" not in field.metadata:
             continue
         help_text = field.metadata["help"] + (extra_help or {}).get(field.name, "")
         default = field.default if defaults is None else getattr(defaults, field.name)

@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 from scratchllm.cli import options
-from scratchllm.config import DEFAULT_BPE_VOCAB
+from scratchllm.cli.config_flags import add_config_flags, given_fields
+from scratchllm.config import DEFAULT_BPE_VOCAB, TrainConfig
 from scratchllm.errors import ScratchLLMError
+
+_RUN_PREFIX = "run_"
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -71,20 +74,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     options.add_corpus_options(prepare)
     options.add_tokenizer_option(prepare, default=f"bpe:{DEFAULT_BPE_VOCAB}", trains=True)
-    prepare.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.1,
-        help="share of tokens held out for validation, split at document boundaries where "
-        "possible (default 0.1)",
-    )
-    prepare.add_argument(
-        "--split",
-        choices=("auto", "characters"),
-        default="auto",
-        help="'auto': at a document boundary, else inside the token stream; 'characters': cut "
-        "the text at (1 - val-fraction) of its characters, as the walkthrough does (default auto)",
-    )
+    # the split a training run would make of the same corpus: TrainConfig's own fields (their
+    # own namespace: --corpus and --tokenizer above are not TrainConfig's flags here)
+    add_config_flags(prepare, TrainConfig, only={"val_fraction", "split"}, dest_prefix=_RUN_PREFIX)
     prepare.add_argument(
         "--show-windows",
         type=int,
@@ -187,6 +179,8 @@ def run_prepare(args: argparse.Namespace) -> None:
     from scratchllm.data.prepare import META_FILE, prepare
     from scratchllm.data.windows import SlidingWindowDataset
 
+    # val_fraction and split, validated, with a training run's defaults
+    run = TrainConfig().replace(**given_fields(args, TrainConfig, dest_prefix=_RUN_PREFIX))
     kind = "prepared data folder"
     if args.output is not None:  # checked before the corpus is read (or downloaded)
         options.check_output_folder(args.output, marker=META_FILE, kind=kind)
@@ -197,9 +191,7 @@ def run_prepare(args: argparse.Namespace) -> None:
         options.check_output_folder(output, marker=META_FILE, kind=kind)
     tokenizer = options.resolve_tokenizer(args.tokenizer, corpus=corpus)
     with options.writing_output(output):
-        report = prepare(
-            corpus, tokenizer, output, val_fraction=args.val_fraction, split=args.split
-        )
+        report = prepare(corpus, tokenizer, output, val_fraction=run.val_fraction, split=run.split)
     print(report.summary())
     if args.show_windows > 0:
         from scratchllm.data.shards import read_tokens
