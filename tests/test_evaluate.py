@@ -10,8 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from scratchllm.config import GPTConfig
-from scratchllm.errors import DataLengthError
-from scratchllm.evaluate import evaluate_text, text_token_stream, unigram_cross_entropy
+from scratchllm.errors import ConfigError, DataLengthError
+from scratchllm.evaluate import (
+    encoded_bytes,
+    evaluate_text,
+    evaluate_tokens,
+    text_token_stream,
+    unigram_cross_entropy,
+)
 from scratchllm.model.gpt import GPT
 from scratchllm.tokenizer import BPETokenizer
 
@@ -71,3 +77,25 @@ def test_windows_and_the_rest_score_every_token_once(tokenizer):
             total += F.cross_entropy(logits[0], chunk[0, 1:], reduction="sum").item()
     assert report.tokens == len(stream) - 1
     assert report.loss == pytest.approx(total / report.tokens, rel=1e-6)
+
+
+@pytest.mark.parametrize("batch_size", [0, -2])
+def test_a_batch_size_below_one_is_an_error(tokenizer, batch_size):
+    # a negative step once skipped every full window and scored only the last, short one
+    model = model_with_context(tokenizer, 16)
+    with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
+        evaluate_text(model, tokenizer, [TEXT], batch_size=batch_size)
+
+
+def test_a_token_file_scores_as_its_text_and_shows_progress(tokenizer, capsys):
+    model = model_with_context(tokenizer, 16)
+    texts = [TEXT, "a second document"]
+    stream, byte_count = text_token_stream(tokenizer, texts)
+    assert encoded_bytes(tokenizer, stream) == byte_count  # separators are not text
+    from_text = evaluate_text(model, tokenizer, texts, batch_size=2)
+    from_tokens = evaluate_tokens(
+        model, np.array(stream, dtype=np.uint16), byte_count=byte_count, show_progress=True
+    )
+    assert from_tokens.loss == pytest.approx(from_text.loss, rel=1e-6)
+    assert from_tokens.bits_per_byte == pytest.approx(from_text.bits_per_byte, rel=1e-6)
+    assert "scoring" in capsys.readouterr().err  # the progress bar

@@ -1,9 +1,11 @@
-"""Configuration: typed, torch-free dataclasses for the model and for a training run.
+"""Configuration: typed, torch-free dataclasses for the model, training, sampling and Word2Vec.
 
 ``GPTConfig`` describes the shape of a GPT-2 style model; ``TrainConfig`` one training run
-(data, model preset, optimizer, schedule, evaluation, checkpoints, device). They are read by
-the model, the CLI, checkpoints and the server alike, so they import nothing heavier than the
-standard library.
+(data, model preset, optimizer, schedule, evaluation, checkpoints, device); ``SamplingConfig``
+how generation picks tokens; ``Word2VecConfig`` a Word2Vec run. They are read by the model, the
+CLI, checkpoints and the server alike, so they import nothing heavier than the standard
+library. Each field carries its help text (``_option``), written once: the CLI turns the fields
+into flags (``scratchllm.cli.config_flags``).
 
 The defaults are the walkthrough's ``GPT_CONFIG_124M``. Presets are looked up by name:
 
@@ -25,11 +27,40 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from scratchllm.errors import ConfigError
 
+if TYPE_CHECKING:
+    import torch
+
 INIT_SCHEMES = ("gpt2", "torch-default")  # GPTConfig.init
+# the corpus of the default run and of every --corpus left out: embedded (corpora.py), so it
+# works offline everywhere
+DEFAULT_CORPUS = "python-docs"
+# the vocabulary of the default run's byte-level BPE; also a bare `bpe` tokenizer spec's and
+# `scratchllm train-tokenizer`'s
+DEFAULT_BPE_VOCAB = 4096
+
+
+def _option(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    metavar: str | None = None,
+    flag: str | None = None,
+) -> Any:
+    """A field whose ``help`` is written once: the CLI's ``--help`` shows it as is.
+
+    ``choices`` (the allowed values), ``metavar`` (the value's name in the help) and ``flag``
+    (the option's name, when it is not the field's) shape the flag the CLI makes of it.
+    """
+    metadata: dict[str, Any] = {"help": help}
+    for key, value in (("choices", choices), ("metavar", metavar), ("flag", flag)):
+        if value is not None:
+            metadata[key] = value
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -43,19 +74,32 @@ class GPTConfig:
     ``GPTConfig.from_name("gpt2-small", qkv_bias=True, tie_weights=True)``.
     """
 
-    vocab_size: int = 50257  # GPT-2's BPE: 50,000 merges + 256 bytes + <|endoftext|>
-    context_length: int = 1024  # longest sequence; the size of the positional table wpe
-    n_embd: int = 768  # width of every token vector (C)
-    n_head: int = 12  # attention heads; each sees n_embd / n_head dims (hs)
-    n_layer: int = 12  # transformer blocks
-    dropout: float = 0.1  # one rate for embeddings, attention weights and residual branches
-    qkv_bias: bool = False  # the walkthrough leaves the q/k/v projection bias-free; GPT-2 has one
-    tie_weights: bool = False  # share wte with the output head (GPT-2 does; the walkthrough not)
-    layer_norm_eps: float = 1e-5  # GPT-2's epsilon; keeps 1/sqrt(var + eps) finite
-    # how the weights start (model/gpt.py): "gpt2" (normal 0.02, residual projections scaled
-    # down with depth) or "torch-default" (the walkthrough's: torch's own nn.Embedding N(0, 1)
-    # and nn.Linear U(+-1/sqrt(fan_in)), which its chapter-5 run needs to reach its losses)
-    init: str = "gpt2"
+    # GPT-2's BPE: 50,000 merges + 256 bytes + <|endoftext|>
+    vocab_size: int = _option(50257, "token ids the model knows (the tokenizer's vocabulary size)")
+    context_length: int = _option(
+        1024, "longest sequence the model sees: the size of its positional table wpe"
+    )
+    n_embd: int = _option(768, "width of every token vector (C)")
+    n_head: int = _option(12, "attention heads per layer; each sees n_embd / n_head dims (hs)")
+    n_layer: int = _option(12, "transformer blocks")
+    dropout: float = _option(
+        0.1, "one dropout rate for the embeddings, attention weights and residual branches"
+    )
+    # the walkthrough leaves the q/k/v projection bias-free; GPT-2 has one
+    qkv_bias: bool = _option(False, "a bias on the query/key/value projection")
+    # GPT-2 ties them; the walkthrough does not
+    tie_weights: bool = _option(False, "share the token embedding wte with the output head")
+    layer_norm_eps: float = _option(
+        1e-5, "LayerNorm epsilon, which keeps 1/sqrt(var + eps) finite (GPT-2's value)"
+    )
+    # the walkthrough's chapter-5 run needs "torch-default" to reach its published losses
+    init: str = _option(
+        "gpt2",
+        "how the weights start (model/gpt.py): 'gpt2' (normal 0.02, residual projections "
+        "scaled by 1/sqrt(2 n_layer)) or 'torch-default' (the walkthrough's: torch's own "
+        "nn.Embedding N(0, 1) and nn.Linear U(+-1/sqrt(fan_in)))",
+        choices=INIT_SCHEMES,
+    )
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "n_embd", "n_head", "n_layer"):
@@ -130,11 +174,6 @@ PRESETS: dict[str, GPTConfig] = {
 SCHEDULES = ("cosine", "constant")  # learning-rate decay after the warmup
 SPLITS = ("auto", "characters")  # how a corpus is cut into train and val (data/prepare.py)
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on CUDA, fp32 elsewhere
-
-
-def _option(default: Any, help: str) -> Any:
-    """A field whose ``help`` is written once: the CLI's ``--help`` shows it as is."""
-    return dataclasses.field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
@@ -297,9 +336,11 @@ class TrainConfig(RunOptions):
     """
 
     # data: a corpus tokenized into the run folder, or a folder `scratchllm prepare` wrote
-    corpus: str = _option("python-docs", "named corpus, text file, folder or glob of files")
+    corpus: str = _option(DEFAULT_CORPUS, "named corpus, text file, folder or glob of files")
     data: str = _option("", "prepared data folder (scratchllm prepare); replaces corpus/tokenizer")
-    tokenizer: str = _option("bpe:4096", "tokenizer spec: gpt2, a saved folder, or bpe:N")
+    tokenizer: str = _option(
+        f"bpe:{DEFAULT_BPE_VOCAB}", "tokenizer spec: gpt2, a saved folder, or bpe:N"
+    )
     val_fraction: float = _option(0.1, "share of the corpus held out for validation")
     split: str = _option(
         "auto",
@@ -420,6 +461,161 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     raise ConfigError(f"cannot write {value!r} to TOML")
+
+
+# ---- generation ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How to pick tokens and when to stop; validated on creation (``generate/sampling.py``).
+
+    Temperature 0 (the default) is greedy, always the most likely token: deterministic, and the
+    walkthrough's default. Around 0.7-1.0 with ``top_k`` or ``top_p`` gives varied but coherent
+    text.
+
+    >>> SamplingConfig(top_p=1.5)
+    Traceback (most recent call last):
+        ...
+    scratchllm.errors.ConfigError: top_p must be in (0, 1] (or None to keep all), got 1.5
+    """
+
+    temperature: float = _option(
+        0.0, "divides the logits: 0 = greedy (the most likely token, deterministic)"
+    )
+    top_k: int | None = _option(
+        None, "sample among the k most likely tokens only (default: all)", metavar="K"
+    )
+    top_p: float | None = _option(
+        None,
+        "sample among the most likely tokens whose probabilities sum to p (nucleus; default: all)",
+        metavar="P",
+    )
+    max_new_tokens: int = _option(
+        50, "generate at most this many tokens (an end-of-text token or a stop string ends earlier)"
+    )
+    seed: int | None = _option(
+        None,
+        "seed of the sampler's random generator, for reproducible samples (default: torch's "
+        "global random state)",
+    )
+    stop_strings: tuple[str, ...] = _option(
+        (), "stop before this text, which is not shown (repeatable)", metavar="TEXT", flag="stop"
+    )
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise ConfigError(
+                f"temperature must be a finite number >= 0 (0 means greedy), got {self.temperature}"
+            )
+        if self.top_k is not None and self.top_k < 1:
+            raise ConfigError(f"top_k must be at least 1 (or None to keep all), got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1] (or None to keep all), got {self.top_p}")
+        if self.max_new_tokens < 0:
+            raise ConfigError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
+        if self.seed is not None and not 0 <= self.seed < 2**64:
+            raise ConfigError(f"seed must be in 0 .. 2**64 - 1, got {self.seed}")
+        # accept any sequence (a list from JSON or argparse) but store a hashable tuple
+        object.__setattr__(self, "stop_strings", tuple(self.stop_strings))
+        if any(not isinstance(stop, str) or not stop for stop in self.stop_strings):
+            raise ConfigError(f"stop strings must be non-empty strings, got {self.stop_strings}")
+
+    def make_generator(self, device: torch.device | str = "cpu") -> torch.Generator | None:
+        """A ``torch.Generator`` on ``device`` seeded with ``seed``, or None if there is no seed."""
+        if self.seed is None:
+            return None
+        import torch  # here, not at the top: the config (and the CLI's --help) stays torch-free
+
+        generator = torch.Generator(device=device)
+        generator.manual_seed(self.seed)
+        return generator
+
+
+# ---- word embeddings -------------------------------------------------------------------------
+
+WORD2VEC_ARCHITECTURES = ("skipgram", "cbow")
+# the label rows of word2vec/model.py are made once, for up to this many noise words
+MAX_NEGATIVE = 1000
+
+
+@dataclass(frozen=True)
+class Word2VecConfig:
+    """Word2Vec's settings (``word2vec/``); the defaults are word2vec's and gensim's, so results
+    compare.
+
+    >>> Word2VecConfig(window=0)
+    Traceback (most recent call last):
+        ...
+    scratchllm.errors.ConfigError: window must be a positive integer, got 0
+    """
+
+    dim: int = _option(100, "vector size")
+    window: int = _option(5, "largest distance to a context word; each center word draws 1..window")
+    negative: int = _option(
+        5, "noise words drawn per center word (from the unigram distribution ^ 3/4)"
+    )
+    min_count: int = _option(5, "leave out words seen fewer times")
+    sample: float = _option(
+        1e-3, "subsampling threshold for frequent words; 0 keeps every occurrence"
+    )
+    epochs: int = _option(5, "passes over the corpus")
+    # word2vec's skip-gram default
+    alpha: float = _option(0.025, "starting learning rate, decayed linearly to min_alpha")
+    min_alpha: float = _option(0.0001, "learning rate at the end of the linear decay")
+    architecture: Literal["skipgram", "cbow"] = _option(
+        "skipgram",
+        "'skipgram' predicts the context from each word; 'cbow' (continuous bag of words) "
+        "predicts each word from the mean of its context",
+    )
+    # see the module docstring of word2vec/model.py for why batches are small
+    batch_size: int = _option(128, "consecutive center words per update")
+    lowercase: bool = _option(True, "fold case when splitting text into words")
+    seed: int = _option(
+        1,
+        "seeds the initialisation, subsampling, windows and negatives (runs with one thread "
+        "are reproducible)",
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "window", "negative", "min_count", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.negative > MAX_NEGATIVE:
+            raise ConfigError(f"negative must be at most {MAX_NEGATIVE}, got {self.negative}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        if not isinstance(self.lowercase, bool):
+            raise ConfigError(f"lowercase must be true or false, got {self.lowercase!r}")
+        for name in ("sample", "alpha", "min_alpha"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
+        if not self.alpha > 0:
+            raise ConfigError(f"alpha must be positive, got {self.alpha!r}")
+        if self.min_alpha > self.alpha:
+            raise ConfigError(
+                f"min_alpha {self.min_alpha} must not exceed alpha {self.alpha}: the learning "
+                "rate decays from alpha to min_alpha"
+            )
+        if self.architecture not in WORD2VEC_ARCHITECTURES:
+            raise ConfigError(
+                f"architecture must be one of {', '.join(WORD2VEC_ARCHITECTURES)}, "
+                f"got {self.architecture!r}"
+            )
+
+    def replace(self, **changes: Any) -> Word2VecConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# embed-plot: enough points to show structure, few enough to read every label
+MAP_POINTS = 60
+PROJECTION_METHODS = ("pca", "tsne")  # word2vec/projection.py
 
 
 # ---- what a checkpoint carries besides the GPT (weights/checkpoint.py) -----------------------

@@ -38,10 +38,10 @@ from typing import Literal
 
 from tqdm import tqdm
 
+from scratchllm.config import DEFAULT_CORPUS as DEFAULT_CORPUS
 from scratchllm.errors import CorpusError, DownloadError
 from scratchllm.io import atomic_writer
 
-DEFAULT_CORPUS = "python-docs"
 TEXT_SUFFIXES = (".txt", ".md")  # what a directory contributes; a file or a glob is taken as given
 # Directories of the standard library that hold tests or third-party code, not the library itself.
 _STDLIB_EXCLUDED_DIRS = frozenset({"test", "tests", "idle_test", "site-packages", "__pycache__"})

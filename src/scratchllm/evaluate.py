@@ -13,22 +13,24 @@
 
 ``evaluate_text`` scores a whole text in non-overlapping windows of the context length (plus
 one shorter window for the rest), starting each document after ``<|endoftext|>`` as GPT-2
-does, so every token of the text is predicted exactly once.
+does, so every token of the text is predicted exactly once. ``evaluate_tokens`` does the same
+for tokens already encoded, such as a run's ``val.bin``.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
-from scratchllm.errors import DataLengthError
+from scratchllm.errors import ConfigError, DataLengthError
 from scratchllm.runtime import autocast
 from scratchllm.tokenizer.base import Tokenizer
 
@@ -137,6 +139,22 @@ def text_token_stream(tokenizer: Tokenizer, texts: Iterable[str]) -> tuple[list[
     return stream, byte_count
 
 
+def encoded_bytes(tokenizer: Tokenizer, tokens: Sequence[int] | np.ndarray) -> int:
+    """The UTF-8 bytes of the text a token stream encodes, ``<|endoftext|>`` separators not
+    counted (as ``text_token_stream`` counts only its texts): the bytes of a token file, for
+    bits per byte. Each document is decoded on its own, so a word-level tokenizer adds no
+    space between documents."""
+    ids = np.asarray(tokens)
+    eot = tokenizer.eot_id
+    ends = np.flatnonzero(ids == eot).tolist() if eot is not None else []
+    total, start = 0, 0
+    for end in [*ends, len(ids)]:
+        if end > start:
+            total += len(tokenizer.decode(ids[start:end].tolist()).encode("utf-8"))
+        start = end + 1
+    return total
+
+
 def evaluate_text(
     model: nn.Module,
     tokenizer: Tokenizer,
@@ -144,26 +162,65 @@ def evaluate_text(
     *,
     batch_size: int = 8,
     autocast_dtype: torch.dtype | None = None,
+    show_progress: bool = False,
 ) -> EvalReport:
     """Score every token of ``texts`` (see the module docstring); the model must fit on its
     device with ``batch_size`` windows of its context length."""
     started = time.perf_counter()
     stream, byte_count = text_token_stream(tokenizer, texts)
-    if len(stream) < 2 or byte_count == 0:
+    return evaluate_tokens(
+        model,
+        stream,
+        byte_count=byte_count,
+        batch_size=batch_size,
+        autocast_dtype=autocast_dtype,
+        show_progress=show_progress,
+        started=started,
+    )
+
+
+def evaluate_tokens(
+    model: nn.Module,
+    tokens: Sequence[int] | np.ndarray,
+    *,
+    byte_count: int,
+    batch_size: int = 8,
+    autocast_dtype: torch.dtype | None = None,
+    show_progress: bool = False,
+    started: float | None = None,
+) -> EvalReport:
+    """Score every token of a token stream (each predicted from those before it, in
+    non-overlapping windows); ``byte_count`` is the UTF-8 size of the text it encodes, for bits
+    per byte. A token file (``data/shards.py``) can be passed as is. ``show_progress`` draws a
+    progress bar over the windows on stderr."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    started = time.perf_counter() if started is None else started
+    if len(tokens) < 2 or byte_count == 0:
         raise DataLengthError("the text is too short to evaluate: it needs at least 2 tokens")
-    tokens = torch.tensor(stream, dtype=torch.long)
+    tokens = torch.from_numpy(np.array(tokens, dtype=np.int64))  # a copy, also of a memmap
     window = model.config.context_length
-    predicted = len(stream) - 1
+    predicted = len(tokens) - 1
     full = predicted // window
     total = 0.0
     inputs = tokens[: full * window].view(full, window)  # (n, T): window i starts at i*T
     targets = tokens[1 : full * window + 1].view(full, window)
-    for start in range(0, full, batch_size):
-        batch = slice(start, start + batch_size)
-        total += summed_loss(model, inputs[batch], targets[batch], autocast_dtype=autocast_dtype)
-    if predicted > full * window:  # the rest, as one shorter window
-        rest = tokens[full * window :]
-        total += summed_loss(model, rest[None, :-1], rest[None, 1:], autocast_dtype=autocast_dtype)
+    has_rest = predicted > full * window
+    with tqdm(
+        total=full + has_rest, desc="scoring", unit="window", disable=not show_progress
+    ) as progress:
+        for start in range(0, full, batch_size):
+            batch = slice(start, start + batch_size)
+            total += summed_loss(
+                model, inputs[batch], targets[batch], autocast_dtype=autocast_dtype
+            )
+            progress.update(len(inputs[batch]))
+        if has_rest:  # the rest, as one shorter window
+            rest = tokens[full * window :]
+            total += summed_loss(
+                model, rest[None, :-1], rest[None, 1:], autocast_dtype=autocast_dtype
+            )
+            progress.update(1)
     return EvalReport(
         tokens=predicted,
         bytes=byte_count,

@@ -1,8 +1,9 @@
-"""Plots, written as PNG files: attention heatmaps, training loss curves, embedding maps.
+"""Plots: attention heatmaps, training loss curves, embedding maps (PNG, JPEG, SVG or PDF).
 
 matplotlib draws through its Agg canvas directly, never through ``pyplot``: no GUI backend, no
 global figure state, so plotting works on a headless server and in tests. Files are written
-atomically (``scratchllm.io.atomic_writer``).
+atomically (``scratchllm.io.atomic_writer``), in the format their suffix names
+(``image_format``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
 from scratchllm.errors import ConfigError
@@ -22,7 +25,52 @@ from scratchllm.model.gpt import GPT
 from scratchllm.tokenizer.base import Tokenizer
 
 INCHES_PER_TOKEN = 0.45  # room for one rotated token label per row/column
+# a heatmap's side grows with the prompt up to this (1,440 px at DPI); longer prompts label
+# every k-th token instead, so a 120-token prompt gives a 13 x 12 inch image, not 54 x 54
+MAX_HEATMAP_INCHES = 12.0
+MAX_TICK_LABELS = int((MAX_HEATMAP_INCHES - 1.5) / INCHES_PER_TOKEN)  # 23 fit on that side
 DPI = 120
+# what the suffix of an output names, as matplotlib's savefig formats (JPEG through Pillow,
+# which matplotlib depends on)
+IMAGE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".svg": "svg", ".pdf": "pdf"}
+
+
+def image_format(path: str | os.PathLike[str]) -> str:
+    """The savefig format ``path``'s suffix names, or a ``ConfigError`` saying which exist.
+
+    >>> image_format("map.JPG"), image_format("out/heat.svg")
+    ('jpeg', 'svg')
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_FORMATS:
+        raise ConfigError(
+            f"cannot write {path}: {f'{suffix!r} is not' if suffix else 'no suffix names'} an "
+            f"image type we write; end the name with {', '.join(IMAGE_FORMATS)}"
+        )
+    return IMAGE_FORMATS[suffix]
+
+
+def tick_step(count: int, room: int) -> int:
+    """Label every ``tick_step``-th of ``count`` tokens so at most ``room`` labels are drawn.
+
+    >>> tick_step(20, 23), tick_step(120, 23), tick_step(47, 23)
+    (1, 6, 3)
+    """
+    return max(1, -(-count // max(1, room)))  # ceiling division
+
+
+def colour_limit(weights: torch.Tensor) -> float:
+    """The weight a heatmap's brightest colour stands for: the largest below the first row.
+
+    A causal model's first query sees only itself, so row 0 is always ``[1, 0, ...]``; scaled
+    to that 1, the weights of a long prompt (about 1/T each) would all look alike.
+
+    >>> colour_limit(torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.25, 0.25, 0.5]]))
+    0.5
+    """
+    rest = weights[1:]
+    largest = float(rest.max()) if rest.numel() else 1.0
+    return largest if largest > 0 else 1.0
 
 
 def plot_attention(
@@ -32,31 +80,49 @@ def plot_attention(
     *,
     title: str | None = None,
 ) -> Path:
-    """Draw one head's attention weights ``(T, T)`` as a heatmap and save it as a PNG.
+    """Draw one head's attention weights ``(T, T)`` as a heatmap and save it (the format the
+    suffix of ``path`` names: .png, .jpg, .svg or .pdf).
 
     Rows are queries (the token that looks), columns keys (the token looked at); both axes are
-    labelled with ``tokens``. Returns the path written.
+    labelled with ``tokens`` (every k-th token past what fits). Future keys, which a causal
+    model never sees, are left blank. Colours run from 0 to the largest weight below the first
+    row (whose only weight is always 1), on a square-root scale so that the small weights of
+    long prompts still show. Returns the path written.
     """
     weights = weights.detach().float().cpu()
     if weights.dim() != 2 or weights.shape[0] != weights.shape[1]:
         raise ConfigError(f"attention weights must be a square (T, T) matrix, got {weights.shape}")
     if len(tokens) != weights.shape[0]:
         raise ConfigError(f"{len(tokens)} token labels for a {tuple(weights.shape)} matrix")
-    side = max(4.0, 1.5 + INCHES_PER_TOKEN * len(tokens))
+    count = len(tokens)
+    side = min(MAX_HEATMAP_INCHES, max(4.0, 1.5 + INCHES_PER_TOKEN * count))
     figure = Figure(figsize=(side + 1.0, side), dpi=DPI)  # +1 inch for the colour bar
     FigureCanvasAgg(figure)
     axes = figure.subplots()
-    image = axes.imshow(weights.numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
-    figure.colorbar(image, ax=axes, label="attention weight")
+    future = np.triu(np.ones((count, count), dtype=bool), k=1)
+    shown = np.ma.masked_array(weights.numpy(), mask=future)
+    largest = colour_limit(weights)
+    colours = matplotlib.colormaps["viridis"].with_extremes(bad="whitesmoke")
+    norm = PowerNorm(gamma=0.5, vmin=0.0, vmax=largest)
+    image = axes.imshow(shown, cmap=colours, norm=norm, interpolation="nearest")
+    figure.colorbar(
+        image,
+        ax=axes,
+        label="attention weight (square-root scale)",
+        extend="max" if largest < 1.0 else "neither",
+    )
     # make whitespace visible: "\n" for newlines, a middle dot for spaces (GPT-2's " journey")
     labels = [repr(token)[1:-1].replace(" ", "\u00b7") for token in tokens]
-    axes.set_xticks(range(len(labels)), labels, rotation=90)
-    axes.set_yticks(range(len(labels)), labels)
-    axes.set_xlabel("key (attended to)")
+    step = tick_step(count, MAX_TICK_LABELS)
+    positions = range(0, count, step)
+    axes.set_xticks(positions, [labels[index] for index in positions], rotation=90)
+    axes.set_yticks(positions, [labels[index] for index in positions])
+    every = "" if step == 1 else f"; 1 token in {step} labelled"
+    axes.set_xlabel(f"key (attended to){every}")
     axes.set_ylabel("query (attending)")
     if title:
         axes.set_title(title)
-    return _save_png(figure, path)
+    return _save_figure(figure, path)
 
 
 def attention_heatmap(
@@ -125,7 +191,7 @@ def plot_losses(
     baseline: float | None = None,
     title: str | None = None,
 ) -> Path:
-    """Draw loss against tokens seen and save it as a PNG; returns the path written.
+    """Draw loss against tokens seen and save it (as ``path``'s suffix says); returns the path.
 
     ``train`` holds one ``(tokens, loss)`` point per step (drawn faintly, with a moving average
     over about 2% of the steps on top); ``val`` and ``train_eval`` (the train loss measured
@@ -157,7 +223,7 @@ def plot_losses(
         axes.legend()
     if title:
         axes.set_title(title)
-    return _save_png(figure, path)
+    return _save_figure(figure, path)
 
 
 def plot_embedding_map(
@@ -169,7 +235,8 @@ def plot_embedding_map(
     axis_labels: tuple[str, str] = ("", ""),
     title: str | None = None,
 ) -> Path:
-    """Draw labelled 2-D points ``(n, 2)`` as a scatter plot and save it as a PNG.
+    """Draw labelled 2-D points ``(n, 2)`` as a scatter plot and save it (as ``path``'s suffix
+    says).
 
     ``groups`` gives each point a group number; each group gets its own colour and a legend
     entry naming its first words. Returns the path written.
@@ -211,7 +278,7 @@ def plot_embedding_map(
         axes.legend(loc="best", fontsize=8)
     if title:
         axes.set_title(title)
-    return _save_png(figure, path)
+    return _save_figure(figure, path)
 
 
 def embedding_map(
@@ -238,10 +305,11 @@ def embedding_map(
     )
 
 
-def _save_png(figure, path: str | os.PathLike[str]) -> Path:
-    """Lay out ``figure`` and write it to ``path`` atomically as a PNG."""
+def _save_figure(figure, path: str | os.PathLike[str]) -> Path:
+    """Lay out ``figure`` and write it to ``path`` atomically, in the format its suffix names."""
+    image_type = image_format(path)
     figure.tight_layout()
     path = Path(path)
     with atomic_writer(path) as handle:
-        figure.savefig(handle, format="png")
+        figure.savefig(handle, format=image_type)
     return path

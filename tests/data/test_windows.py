@@ -17,8 +17,8 @@ from scratchllm.data.windows import (
     create_dataloader_from_text,
     window_count,
 )
-from scratchllm.errors import DataLengthError
-from scratchllm.tokenizer import get_tokenizer
+from scratchllm.errors import ConfigError, DataLengthError
+from scratchllm.tokenizer import SimpleTokenizer, get_tokenizer
 
 # The walkthrough's first batch at batch_size=8, max_length=4, stride=4 on "The Verdict":
 # derived with tiktoken's GPT-2 encoding (ids[0:32] and ids[1:33] in rows of 4); its first two
@@ -103,6 +103,23 @@ def test_published_batch_of_eight_at_stride_four(verdict_text, verdict_ids):
     ids = np.asarray(verdict_ids)
     np.testing.assert_array_equal(inputs.numpy(), ids[0:32].reshape(8, 4))
     np.testing.assert_array_equal(targets.numpy(), ids[1:33].reshape(8, 4))
+
+
+def test_text_is_taken_as_the_walkthrough_takes_it(verdict_text):
+    # create_dataloader_v1(txt, batch_size=8, max_length=4, stride=4, shuffle=False)
+    loader = create_dataloader(verdict_text, batch_size=8, max_length=4, stride=4, shuffle=False)
+    inputs, targets = next(iter(loader))
+    assert inputs[0].tolist() == [40, 367, 2885, 1464]  # the published figure
+    assert inputs.tolist() == BOOK_FIRST_BATCH_INPUTS
+    assert targets.tolist() == BOOK_FIRST_BATCH_TARGETS
+    simple = SimpleTokenizer.train(verdict_text)
+    loader = create_dataloader(verdict_text, tokenizer=simple, batch_size=1, max_length=3)
+    assert len(loader.dataset) == window_count(4690, max_length=3, stride=128)  # 4,690 words
+
+
+def test_a_tokenizer_with_token_ids_is_an_error():
+    with pytest.raises(ConfigError, match="these are token ids already"):
+        create_dataloader([1, 2, 3, 4, 5], tokenizer=SimpleTokenizer(["a"]), max_length=2)
 
 
 def test_every_window_of_the_verdict_matches_the_book(verdict_ids):

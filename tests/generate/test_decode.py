@@ -30,7 +30,7 @@ from scratchllm.generate import (
     prefill,
 )
 from scratchllm.model.gpt import GPT
-from scratchllm.tokenizer import BPETokenizer, TiktokenTokenizer
+from scratchllm.tokenizer import BPETokenizer, SimpleTokenizer, TiktokenTokenizer
 
 CONTEXT = 16
 TINY = GPTConfig(
@@ -304,3 +304,15 @@ def test_generate_with_config_is_reproducible_with_a_seed() -> None:
     assert first != "".join(
         generate_with_config(model, tokenizer, "ab", dataclasses.replace(config, seed=12))
     )
+
+
+def test_text_after_a_prompt_reads_as_decoding_them_together() -> None:
+    # the word-level tokenizer joins words with spaces: decoded alone, "ourselves" would be
+    # glued to the prompt ("I had alwaysourselves")
+    tokenizer = SimpleTokenizer.train("I had always thought ourselves lucky, and so on.")
+    prompt_ids = tokenizer.encode("I had always")
+    new_ids = tokenizer.encode("ourselves lucky, and")
+    stream = TextStream(tokenizer, context_ids=prompt_ids)
+    pieces = [stream.push(token) for token in new_ids] + [stream.finish()]
+    assert pieces == [" ourselves", " lucky", ",", " and", ""]
+    assert "I had always" + "".join(pieces) == tokenizer.decode(prompt_ids + new_ids)

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from scratchllm.data.shards import TokenFile
 from scratchllm.errors import ConfigError, DataLengthError
+from scratchllm.tokenizer import get_tokenizer
 from scratchllm.tokenizer.base import ENDOFTEXT, Tokenizer
 
 TokenSource = np.ndarray | torch.Tensor | Sequence[int] | TokenFile
@@ -116,7 +117,7 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
 
 def create_dataloader(
-    tokens: TokenSource,
+    tokens: TokenSource | str,
     *,
     batch_size: int = 4,
     max_length: int = 256,
@@ -125,15 +126,25 @@ def create_dataloader(
     drop_last: bool = True,
     num_workers: int = 0,
     seed: int = 0,
+    tokenizer: Tokenizer | None = None,
 ) -> DataLoader:
     """A ``DataLoader`` of ``(inputs, targets)`` batches, each ``(batch_size, max_length)`` int64.
 
-    The defaults are the walkthrough's ``create_dataloader_v1``. Shuffling draws from a
-    ``torch.Generator`` seeded with ``seed``, so the same seed gives the same order (each
-    epoch still differs from the previous one) without touching torch's global RNG.
-    Raises ``DataLengthError`` when the loader would yield no batch at all.
+    ``tokens`` are token ids, or text, as the walkthrough's ``create_dataloader_v1(txt, ...)``
+    takes: text is encoded with ``tokenizer``, by default GPT-2's (through tiktoken, as the
+    walkthrough does), ``<|endoftext|>`` allowed as the separator. The defaults are
+    ``create_dataloader_v1``'s. Shuffling draws from a ``torch.Generator`` seeded with
+    ``seed``, so the same seed gives the same order (each epoch still differs from the previous
+    one) without touching torch's global RNG. Raises ``DataLengthError`` when the loader would
+    yield no batch at all.
     """
     _check_positive("batch_size", batch_size)
+    if isinstance(tokens, str):
+        tokens = encode_text(tokens, tokenizer)
+    elif tokenizer is not None:
+        raise ConfigError(
+            "tokenizer= encodes text, but these are token ids already; leave tokenizer out"
+        )
     dataset = SlidingWindowDataset(tokens, max_length=max_length, stride=stride)
     if drop_last and len(dataset) < batch_size:
         # an empty loader would make training or evaluation silently do nothing
@@ -154,6 +165,18 @@ def create_dataloader(
     )
 
 
+def encode_text(text: str, tokenizer: Tokenizer | None = None) -> np.ndarray:
+    """``text`` as token ids, with ``tokenizer`` (default GPT-2's, as in the walkthrough).
+
+    ``<|endoftext|>`` in the text becomes the separator id when the tokenizer has one (as in
+    the walkthrough, which encodes with ``allowed_special={"<|endoftext|>"}``).
+    """
+    if tokenizer is None:
+        tokenizer = get_tokenizer("gpt2")
+    allowed = {ENDOFTEXT} if ENDOFTEXT in tokenizer.special_tokens else set()
+    return np.asarray(tokenizer.encode(text, allowed_special=allowed), dtype=np.int64)
+
+
 def create_dataloader_from_text(
     text: str,
     tokenizer: Tokenizer,
@@ -166,15 +189,11 @@ def create_dataloader_from_text(
     num_workers: int = 0,
     seed: int = 0,
 ) -> DataLoader:
-    """Tokenize ``text`` and wrap it in ``create_dataloader``: the walkthrough's signature.
-
-    ``<|endoftext|>`` in the text becomes the separator id when the tokenizer has one (as in
-    the walkthrough, which encodes with ``allowed_special={"<|endoftext|>"}``).
-    """
-    allowed = {ENDOFTEXT} if ENDOFTEXT in tokenizer.special_tokens else set()
-    ids = tokenizer.encode(text, allowed_special=allowed)
+    """Tokenize ``text`` with ``tokenizer`` and wrap it in ``create_dataloader`` (which also
+    takes text itself, with GPT-2's tokenizer by default)."""
     return create_dataloader(
-        np.asarray(ids, dtype=np.int64),
+        text,
+        tokenizer=tokenizer,
         batch_size=batch_size,
         max_length=max_length,
         stride=stride,

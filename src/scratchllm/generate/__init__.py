@@ -1,7 +1,8 @@
 """Text generation: pick tokens from the model's logits, one at a time, over a KV cache.
 
-- ``sampling.py``: pure functions on logits (greedy, temperature, top-k, top-p) and the
-  ``SamplingConfig`` the CLI and the server read;
+- ``sampling.py``: pure functions on logits (greedy, temperature, top-k, top-p); the
+  ``SamplingConfig`` the CLI and the server read lives in the torch-free ``scratchllm.config``
+  and is importable from here too;
 - ``decode.py``: ``prefill`` and ``decode_one_token`` over the cache, and the one streaming
   generator (``generate_tokens``, with ``generate_text`` on top) that every caller uses;
 - ``text_stream.py``: token ids -> complete text pieces, cut at stop strings.

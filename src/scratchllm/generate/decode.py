@@ -199,9 +199,14 @@ def generate_text(
     purpose); an empty prompt starts from ``<|endoftext|>``, GPT-2's start of a document.
     Generation stops at the tokenizer's end-of-text token, after ``max_new_tokens`` tokens, or
     just before the first of ``stop_strings`` (which is not yielded). Pieces are whole
-    characters only: a character cut between two byte-level tokens waits for the second.
+    characters only: a character cut between two byte-level tokens waits for the second. They
+    are decoded after the prompt's ids: ``tokenizer.decode(prompt_ids + new_ids)`` is the
+    prompt's decoded text followed by the pieces (with a word-level tokenizer, the space
+    between the prompt and the first new word included).
     """
     prompt_ids = tokenizer.encode(prompt, allowed_special="all")
+    # decoded after the prompt, so that a word-level tokenizer puts its space between them
+    stream = TextStream(tokenizer, stop_strings=stop_strings, context_ids=prompt_ids)
     if not prompt_ids:
         if tokenizer.eot_id is None:
             raise ConfigError(
@@ -209,7 +214,6 @@ def generate_text(
                 "give a prompt"
             )
         prompt_ids = [tokenizer.eot_id]
-    stream = TextStream(tokenizer, stop_strings=stop_strings)
     tokens = generate_tokens(
         model,
         prompt_ids,

@@ -15,62 +15,25 @@ entry, shape ``(B, V)``. Everything here is a pure function of those scores:
 Ties are broken towards the lower token id everywhere (``greedy``, and which of several equal
 logits survive a top-k or top-p cut), so the same logits always give the same candidates.
 
-``SamplingConfig`` gathers the user's choices (CLI, server, training samples) and validates them.
+``SamplingConfig`` gathers the user's choices (CLI, server, training samples) and validates them;
+it lives in the torch-free ``scratchllm.config`` and is importable from here too.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 
+from scratchllm.config import SamplingConfig
 from scratchllm.errors import ConfigError
 
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    """How to pick tokens and when to stop; validated on creation."""
-
-    # 0 means greedy (always the most likely token): deterministic, and the walkthrough's default.
-    # Around 0.7-1.0 with top_k or top_p gives varied but coherent text.
-    temperature: float = 0.0
-    # keep only the k most likely tokens before sampling; None keeps all
-    top_k: int | None = None
-    # keep the most likely tokens whose probabilities sum to top_p (nucleus); None keeps all
-    top_p: float | None = None
-    # how many tokens to generate at most (a stop id or string can end earlier)
-    max_new_tokens: int = 50
-    # seed of the torch.Generator used for sampling; None draws from torch's global state
-    seed: int | None = None
-    # generation stops before the first occurrence of any of these strings
-    stop_strings: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.temperature) and self.temperature >= 0):
-            raise ConfigError(
-                f"temperature must be a finite number >= 0 (0 means greedy), got {self.temperature}"
-            )
-        if self.top_k is not None and self.top_k < 1:
-            raise ConfigError(f"top_k must be at least 1 (or None to keep all), got {self.top_k}")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise ConfigError(f"top_p must be in (0, 1] (or None to keep all), got {self.top_p}")
-        if self.max_new_tokens < 0:
-            raise ConfigError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
-        if self.seed is not None and not 0 <= self.seed < 2**64:
-            raise ConfigError(f"seed must be in 0 .. 2**64 - 1, got {self.seed}")
-        # accept any sequence (a list from JSON or argparse) but store a hashable tuple
-        object.__setattr__(self, "stop_strings", tuple(self.stop_strings))
-        if any(not isinstance(stop, str) or not stop for stop in self.stop_strings):
-            raise ConfigError(f"stop strings must be non-empty strings, got {self.stop_strings}")
-
-    def make_generator(self, device: torch.device | str = "cpu") -> torch.Generator | None:
-        """A ``torch.Generator`` on ``device`` seeded with ``seed``, or None if there is no seed."""
-        if self.seed is None:
-            return None
-        generator = torch.Generator(device=device)
-        generator.manual_seed(self.seed)
-        return generator
+__all__ = [
+    "SamplingConfig",
+    "apply_temperature",
+    "greedy",
+    "sample_next_token",
+    "top_k_filter",
+    "top_p_filter",
+]
 
 
 def greedy(logits: torch.Tensor) -> torch.Tensor:
@@ -125,6 +88,7 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     Probabilities 0.5, 0.25, 0.125, 0.125 (logits ln 4, ln 2, 0, 0) with p = 0.7: 0.5 < 0.7 is
     not enough, 0.5 + 0.25 reaches it, so two tokens stay.
 
+    >>> import math
     >>> logits = torch.tensor([[0.0, math.log(4), 0.0, math.log(2)]])
     >>> top_p_filter(logits, 0.7)
     tensor([[  -inf, 1.3863,   -inf, 0.6931]])

@@ -1,6 +1,6 @@
 """Token ids in, text pieces out: the incremental detokenizer behind streaming generation.
 
-Streaming text one token at a time has two traps:
+Streaming text one token at a time has three traps:
 
 1. A byte-level token can end in the middle of a multi-byte UTF-8 character ("é" may be split
    over two tokens). Decoding then gives a replacement character U+FFFD at the end; we hold it
@@ -9,9 +9,15 @@ Streaming text one token at a time has two traps:
    start of a stop string is held back until it either completes the stop string -- generation
    stops and the stop string is never shown -- or turns out to be ordinary text.
 
-``TextStream`` decodes all ids pushed so far at every step and emits the part not yet shown,
-which is simple and exact as long as ``tokenizer.decode`` of a longer id list extends that of a
-shorter one (true of byte-level BPE; the word-level tokenizer only re-spaces punctuation).
+3. How a token reads depends on what comes before it. The word-level tokenizer decodes
+   ``["always", "ourselves"]`` as "always ourselves" but each alone without the space, so text
+   decoded apart from its prompt ("I had always" + "ourselves") loses the space between them.
+
+``TextStream`` decodes the prompt's ids (``context_ids``) and all ids pushed so far at every
+step, and emits the part not yet shown, which is simple and exact as long as
+``tokenizer.decode`` of a longer id list extends that of a shorter one (true of byte-level BPE;
+the word-level tokenizer only re-spaces punctuation at the junction): prompt + emitted text is
+then ``tokenizer.decode(prompt_ids + new_ids)``.
 
 With GPT-2's tokenizer and the stop string "\\n\\n", pushing the ids of "Hello", ",", " world",
 "!", "\\n\\n" returns "Hello", ",", " world", "!", "" and then ``stopped`` is True.
@@ -29,11 +35,21 @@ REPLACEMENT_CHARACTER = "\ufffd"  # what decoding gives for a cut multi-byte cha
 class TextStream:
     """Accumulates token ids and returns, for each, the newly completed text."""
 
-    def __init__(self, tokenizer: Tokenizer, *, stop_strings: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        *,
+        stop_strings: Sequence[str] = (),
+        context_ids: Sequence[int] = (),
+    ) -> None:
+        """``context_ids``: the ids the pushed ones continue (the prompt's), decoded with them
+        but never emitted."""
         if any(not stop for stop in stop_strings):
             raise ValueError(f"stop strings must be non-empty, got {list(stop_strings)}")
         self.tokenizer = tokenizer
         self.stop_strings = tuple(stop_strings)
+        self.context_ids = list(context_ids)
+        self._context_text = tokenizer.decode(self.context_ids) if self.context_ids else ""
         self.ids: list[int] = []
         self.text = ""  # everything emitted so far
         self.stopped = False  # a stop string was found; later pushes return ""
@@ -41,12 +57,20 @@ class TextStream:
     def push(self, token_id: int) -> str:
         """Add one token; return the text it completes (often "", sometimes several tokens')."""
         self.ids.append(token_id)
-        decoded = self.tokenizer.decode(self.ids)
-        return self._emit(decoded.rstrip(REPLACEMENT_CHARACTER), final=False)
+        return self._emit(self._decoded().rstrip(REPLACEMENT_CHARACTER), final=False)
 
     def finish(self) -> str:
         """Generation ended: return whatever was held back (a cut character shows as U+FFFD)."""
-        return self._emit(self.tokenizer.decode(self.ids), final=True)
+        return self._emit(self._decoded(), final=True)
+
+    def _decoded(self) -> str:
+        """The pushed ids' text as it reads after the context."""
+        if self.context_ids:
+            decoded = self.tokenizer.decode(self.context_ids + self.ids)
+            if decoded.startswith(self._context_text):
+                return decoded[len(self._context_text) :]
+        # no context, or a tokenizer whose decoding of the context changes with what follows
+        return self.tokenizer.decode(self.ids)
 
     def _emit(self, decoded: str, *, final: bool) -> str:
         if self.stopped:

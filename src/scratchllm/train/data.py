@@ -10,13 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from scratchllm.config import TrainConfig
+from scratchllm.config import DEFAULT_BPE_VOCAB, TrainConfig
 from scratchllm.corpora import Corpus, load_corpus
 from scratchllm.data.prepare import META_FILE, PreparedData, load_prepared, prepare
 from scratchllm.errors import ConfigError, ScratchLLMError
 from scratchllm.tokenizer import Tokenizer, get_tokenizer
-
-DEFAULT_BPE_VOCAB = 4096
 
 
 def resolve_tokenizer(

@@ -3,7 +3,8 @@
 - ``words.py``       what a word is (``\\w+``, lowercased) and corpus -> sentences
 - ``vocab.py``       vocabulary with min_count, subsampling, the unigram^0.75 noise distribution
 - ``windows.py``     dynamic context windows, vectorised over a chunk of text
-- ``model.py``       ``Word2VecConfig``; the two embedding tables and the skip-gram/CBOW updates
+- ``model.py``       the two embedding tables and the skip-gram/CBOW updates (``Word2VecConfig``
+                     lives in the torch-free ``scratchllm.config``, importable from here too)
 - ``training.py``    ``train_word2vec``: jobs of text, worker threads, learning-rate decay, progress
 - ``vectors.py``     ``WordVectors``: most_similar, similarity, analogy; our files and word2vec text
 - ``projection.py``  PCA (and optional t-SNE) down to 2-D

@@ -30,18 +30,15 @@ Shape legend: N center words in a batch, S = 2 * window context slots, K = negat
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from dataclasses import dataclass
-from typing import Any, Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scratchllm.errors import ConfigError
+# Word2VecConfig lives in the torch-free scratchllm.config (the CLI's --help reads it); it is
+# importable from here too, as before
+from scratchllm.config import MAX_NEGATIVE
+from scratchllm.config import Word2VecConfig as Word2VecConfig
 
-ARCHITECTURES = ("skipgram", "cbow")
 # Like gensim (its MAX_EXP), a (word, target) score beyond +-6 gets no update: the pair is
 # already decided. Batched updates need this more than word2vec's one-pair-at-a-time ones:
 # a stretch of repetitive text (tables of character names in the stdlib's encodings) puts
@@ -49,65 +46,6 @@ ARCHITECTURES = ("skipgram", "cbow")
 # rule, on a 2 MB slice of python-stdlib with two worker threads, the loss rose to 16 in the
 # first epoch (it falls from 2.8 to 2.2 with it).
 MAX_SCORE = 6.0
-MAX_NEGATIVE = 1000  # the label rows below are made once, for up to this many noise words
-
-
-@dataclass(frozen=True)
-class Word2VecConfig:
-    """Word2Vec's settings; the defaults are word2vec's and gensim's, so results compare.
-
-    >>> Word2VecConfig(window=0)
-    Traceback (most recent call last):
-        ...
-    scratchllm.errors.ConfigError: window must be a positive integer, got 0
-    """
-
-    dim: int = 100  # vector size
-    window: int = 5  # largest distance to a context word (each center draws 1..window)
-    negative: int = 5  # noise words per center word
-    min_count: int = 5  # rarer words are left out of the vocabulary
-    sample: float = 1e-3  # subsampling threshold; 0 = keep every occurrence
-    epochs: int = 5  # passes over the text
-    alpha: float = 0.025  # starting learning rate (word2vec's skip-gram default)
-    min_alpha: float = 0.0001  # learning rate at the end of the linear decay
-    architecture: Literal["skipgram", "cbow"] = "skipgram"
-    batch_size: int = 128  # consecutive center words per update (see the module docstring)
-    lowercase: bool = True  # fold case when splitting text into words (words.py)
-    seed: int = 1  # seeds the initialisation, subsampling, windows and negatives
-
-    def __post_init__(self) -> None:
-        for name in ("dim", "window", "negative", "min_count", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if self.negative > MAX_NEGATIVE:
-            raise ConfigError(f"negative must be at most {MAX_NEGATIVE}, got {self.negative}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
-        if not isinstance(self.lowercase, bool):
-            raise ConfigError(f"lowercase must be true or false, got {self.lowercase!r}")
-        for name in ("sample", "alpha", "min_alpha"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
-        if not self.alpha > 0:
-            raise ConfigError(f"alpha must be positive, got {self.alpha!r}")
-        if self.min_alpha > self.alpha:
-            raise ConfigError(
-                f"min_alpha {self.min_alpha} must not exceed alpha {self.alpha}: the learning "
-                "rate decays from alpha to min_alpha"
-            )
-        if self.architecture not in ARCHITECTURES:
-            raise ConfigError(
-                f"architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}"
-            )
-
-    def replace(self, **changes: Any) -> Word2VecConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def linear_learning_rate(progress: float, *, alpha: float, min_alpha: float) -> float:

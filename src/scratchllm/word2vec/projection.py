@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import torch
 
+from scratchllm.config import PROJECTION_METHODS
 from scratchllm.errors import ConfigError, ScratchLLMError
 
-METHODS = ("pca", "tsne")
+METHODS = PROJECTION_METHODS
 
 
 @dataclass(frozen=True)

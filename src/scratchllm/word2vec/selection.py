@@ -19,11 +19,12 @@ from dataclasses import dataclass
 
 import torch
 
+from scratchllm.config import MAP_POINTS
 from scratchllm.errors import ConfigError, UnknownWordError
 from scratchllm.tokenizer.base import Tokenizer
 from scratchllm.word2vec.vectors import WordVectors
 
-DEFAULT_TOP = 60  # enough to show structure, few enough to read every label
+DEFAULT_TOP = MAP_POINTS  # enough to show structure, few enough to read every label
 MIN_WORD_LETTERS = 3  # for "ids that decode to a word" when no texts rank the tokens
 
 
