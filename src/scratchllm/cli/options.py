@@ -20,6 +20,9 @@ from scratchllm.config import DEFAULT_CORPUS, TrainConfig
 from scratchllm.errors import ScratchLLMError
 
 DEFAULT_RUNS = Path(TrainConfig.__dataclass_fields__["out_dir"].default)  # where runs go
+# the names weights/hub.py resolves (kept here too: the parser must not import huggingface_hub;
+# tests/cli/test_weights.py checks the two agree)
+PRETRAINED_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 DEFAULT_OUT = DEFAULT_RUNS.parent  # and beside them, prepared data
 
 # viz.IMAGE_FORMATS, which imports matplotlib and torch: a test checks the two agree
@@ -93,9 +96,9 @@ def add_checkpoint_option(
         without = f"the latest checkpoint of the latest run under {DEFAULT_RUNS}"
     parser.add_argument(
         "--checkpoint",
-        type=Path,
-        metavar="DIR",
-        help="a checkpoint folder, or a run folder for its latest checkpoint"
+        metavar="DIR|NAME",
+        help="a checkpoint folder, a run folder for its latest checkpoint, or a pretrained "
+        f"name ({', '.join(PRETRAINED_NAMES)}: the copy `scratchllm download` made)"
         + (f" (default: {without})" if without else ""),
     )
 
@@ -167,8 +170,9 @@ def resolve_tokenizer(spec: str, *, corpus):
     return resolve(spec, corpus=corpus, log=print)
 
 
-def checkpoint_path(given: Path | None) -> Path:
-    """The checkpoint a command uses: the one given (or a run's latest), else the latest run's."""
+def checkpoint_path(given: str | None) -> Path:
+    """The checkpoint a command uses: the one given (a folder, a run's latest, or a pretrained
+    name's downloaded copy), else the latest run's."""
     from scratchllm.train.run_dir import find_latest_run, latest_checkpoint, resolve_checkpoint
 
     if given is not None:

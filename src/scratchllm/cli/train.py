@@ -100,16 +100,12 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
 
 def _train_config(args: argparse.Namespace):
     """Defaults < --config file (or the resumed run's train.toml) < flags."""
-    from scratchllm.train.run_dir import RUN_CONFIG_FILE
+    from scratchllm.train.run_dir import read_run_config
 
     if args.resume is not None:
         if args.config is not None:
             raise ScratchLLMError("--resume reads the run's own train.toml; drop --config")
-        if not (args.resume / RUN_CONFIG_FILE).is_file():
-            raise ScratchLLMError(
-                f"{args.resume} is not a training run folder (no {RUN_CONFIG_FILE})"
-            )
-        base = TrainConfig.from_toml(args.resume / RUN_CONFIG_FILE)
+        base = read_run_config(args.resume, TrainConfig)
     elif args.config is not None:
         base = TrainConfig.from_toml(args.config)
     else:

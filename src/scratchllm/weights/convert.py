@@ -45,11 +45,12 @@ from safetensors.torch import load_file as load_safetensors_file
 from safetensors.torch import save_file as save_safetensors_file
 
 from scratchllm.config import GPTConfig
-from scratchllm.errors import CheckpointError, ScratchLLMError, TokenizerError
+from scratchllm.errors import CheckpointError, ConfigError, ScratchLLMError, TokenizerError
+from scratchllm.finetune.lora import merge_lora
 from scratchllm.io import atomic_write_text
 from scratchllm.model.gpt import GPT
 from scratchllm.tokenizer import Tokenizer, get_tokenizer
-from scratchllm.weights.checkpoint import load_checkpoint, save_checkpoint
+from scratchllm.weights.checkpoint import read_checkpoint, save_checkpoint
 from scratchllm.weights.hf_gpt2 import from_hf_state_dict, to_hf_state_dict
 from scratchllm.weights.hf_tokenizer import read_hf_tokenizer, vocabulary_of, write_hf_tokenizer
 
@@ -423,7 +424,18 @@ def convert_to_hf(checkpoint: str | os.PathLike[str], output_dir: str | os.PathL
     trained); a word-level one is refused before anything is written. ``output_dir`` must not
     exist or be empty; it appears complete or not at all.
     """
-    model, tokenizer = load_checkpoint(checkpoint)
+    loaded = read_checkpoint(checkpoint)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    if loaded.head is not None:
+        raise CheckpointError(
+            f"{checkpoint} has a {loaded.head.config.kind} head, which a GPT2LMHeadModel "
+            "folder cannot hold; only language-model checkpoints are exported"
+        )
+    if loaded.adapters is not None:  # Hugging Face's GPT-2 has no adapters: fold them in
+        try:
+            merge_lora(model)
+        except ConfigError as error:
+            raise CheckpointError(f"{checkpoint} cannot be exported: {error}") from None
     try:
         vocabulary_of(tokenizer)  # refuses a word-level tokenizer before any writing
     except TokenizerError as error:
