@@ -19,7 +19,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "Afterwards the name works wherever a checkpoint is accepted, e.g. `scratchllm "
         "generate --checkpoint gpt2`.",
         epilog="Sizes: gpt2 124M parameters (548 MB to download), gpt2-medium 355M (~1.5 GB), "
-        "gpt2-large 774M (~3.2 GB), gpt2-xl 1.56B (~6.4 GB); docs/pretrained-weights.md has "
+        "gpt2-large 774M (~3.25 GB), gpt2-xl 1.56B (~6.4 GB); docs/pretrained-weights.md has "
         "the memory each needs.",
     )
     download.add_argument("name", choices=options.PRETRAINED_NAMES, help="which model")
