@@ -49,3 +49,25 @@ def test_simple_tokenizer_refuses_bpe_settings(tmp_path, corpus_file, capsys):
     assert not (tmp_path / "tok").exists()
     assert main([*args, "-o", str(tmp_path / "tok")]) == 0
     assert "simple tokenizer" in capsys.readouterr().out
+
+
+def test_the_new_users_init_from_then_resume(tmp_path, corpus_file, monkeypatch, capsys):
+    # the report: train --model cpu-tiny --max-steps 10 --name t1; then train --init-from
+    # out/runs/t1 --max-steps 3 --name b recorded cpu-small, and --resume out/runs/b failed
+    from scratchllm.config import TrainConfig
+
+    monkeypatch.chdir(tmp_path)
+    common = [
+        "--corpus", str(corpus_file), "--tokenizer", "bpe:300", "--batch-size", "2",
+        "--eval-every", "2", "--sample-tokens", "0", "--threads", "1", "--no-progress",
+    ]  # fmt: skip
+    assert main(["train", "--model", "cpu-tiny", "--max-steps", "2", "--name", "t1", *common]) == 0
+    init = ["train", "--init-from", "out/runs/t1", "--max-steps", "2", "--name", "b"]
+    assert main([*init, "--batch-size", "2", "--eval-every", "2", "--threads", "1",
+                 "--sample-tokens", "0", "--no-progress"]) == 0  # fmt: skip
+    recorded = TrainConfig.from_toml(tmp_path / "out/runs/b/train.toml")
+    assert recorded.model == "cpu-tiny" and recorded.model_overrides["n_embd"] == 64
+    capsys.readouterr()
+    assert main(["train", "--resume", "out/runs/b", "--max-steps", "3", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "3/3 steps" in out
