@@ -35,26 +35,8 @@ EXAMPLE = "Hello, do you like tea? <|endoftext|> In the sunlit terraces of someu
 EXAMPLE_IDS = [15496, 11, 466, 345, 588, 8887, 30, 220, 50256, 554, 262, 4252, 18250, 8812]
 EXAMPLE_IDS += [2114, 286, 617, 34680, 27271, 13]
 
-EDGE_CASES = [
-    "",
-    " ",
-    "     ",
-    "\n",
-    "\n\n\n",
-    "a  \n\n  b",
-    "\tindented\t\ttabs\t",
-    "trailing spaces   ",
-    "   leading",
-    "emoji 🙂👍🏽 and 👩‍👩‍👧",
-    "CJK 日本語のテキスト 中文 한국어",
-    "combining e\u0301 a\u0308\u0301 ﷽",
-    "numbers 0 12 345 6789 3.14159 1,000,000 ①²",
-    "I'm sure you don't, they'll 'S 'T we've 'RE",
-    "x = {'a': [1, 2]}  # comment\n    return x\n",
-    "<|endoftext|>",
-    "\r\n\r\nwindows\r\n",
-    "\u00a0non-breaking\u2003em-space\u200bzero-width",
-]
+# texts where tokenizers tend to differ; shared with tests/weights/test_hf_tokenizer.py
+EDGE_CASES = json.loads((Path(__file__).parent / "edge_cases.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")

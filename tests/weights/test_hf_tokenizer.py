@@ -38,27 +38,10 @@ tokenizers = pytest.importorskip("tokenizers")
 
 # the tokenizer tests' edge cases (tests/tokenizer/test_gpt2.py; test modules cannot import
 # each other under --import-mode=importlib)
-EDGE_CASES = [
-    "",
-    " ",
-    "     ",
-    "\n",
-    "\n\n\n",
-    "a  \n\n  b",
-    "\tindented\t\ttabs\t",
-    "trailing spaces   ",
-    "   leading",
-    "emoji 🙂👍🏽 and 👩‍👩‍👧",
-    "CJK 日本語のテキスト 中文 한국어",
-    "combining e\u0301 a\u0308\u0301 ﷽",
-    "numbers 0 12 345 6789 3.14159 1,000,000 ①²",
-    "I'm sure you don't, they'll 'S 'T we've 'RE",
-    "x = {'a': [1, 2]}  # comment\n    return x\n",
-    "<|endoftext|>",
-    "\r\n\r\nwindows\r\n",
-    "\u00a0non-breaking\u2003em-space\u200bzero-width",
-    "text <|endoftext|> more text<|endoftext|>",
-]
+# the tokenizer tests' edge cases (tests/tokenizer/edge_cases.json)
+EDGE_CASES = json.loads(
+    (Path(__file__).parents[1] / "tokenizer" / "edge_cases.json").read_text(encoding="utf-8")
+)
 
 
 @pytest.fixture(scope="module")
