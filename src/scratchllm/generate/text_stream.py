@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 from scratchllm.tokenizer.base import Tokenizer
 
+CONTEXT_TOKENS = 8  # how many of the prompt's last ids each decode is read after
 REPLACEMENT_CHARACTER = "\ufffd"  # what decoding gives for a cut multi-byte character
 
 
@@ -48,7 +49,9 @@ class TextStream:
             raise ValueError(f"stop strings must be non-empty, got {list(stop_strings)}")
         self.tokenizer = tokenizer
         self.stop_strings = tuple(stop_strings)
-        self.context_ids = list(context_ids)
+        # the last few are enough for a junction (the word-level tokenizer's space), and keep
+        # each step's decode short however long the prompt is
+        self.context_ids = list(context_ids)[-CONTEXT_TOKENS:]
         self._context_text = tokenizer.decode(self.context_ids) if self.context_ids else ""
         self.ids: list[int] = []
         self.text = ""  # everything emitted so far
