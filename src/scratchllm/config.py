@@ -624,7 +624,9 @@ HEAD_KINDS = ("classification",)
 # which hidden state a classification head reads: the walkthrough's "last" position of the
 # (padded) sequence, or the "last-token" of each text, wherever its padding starts
 HEAD_POSITIONS = ("last", "last-token")
-LORA_TARGETS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj", "lm_head")
+# the linear layers an adapter can target: the four of each block, the output head, and a task
+# head beside the GPT ("head", a classifier's)
+LORA_TARGETS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj", "lm_head", "head")
 
 
 @dataclass(frozen=True)
@@ -704,6 +706,9 @@ class LoRAConfig:
     alpha: float = 16.0
     targets: tuple[str, ...] = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
     dropout: float = 0.0  # on the adapter's input only
+    # one adapter each for the query, key and value thirds of the fused c_attn, as the
+    # walkthrough's separate W_query / W_key / W_value get; False: one over the whole matrix
+    split_qkv: bool = True
 
     def __post_init__(self) -> None:
         rank = self.rank
@@ -725,6 +730,8 @@ class LoRAConfig:
             )
         if not isinstance(self.dropout, int | float) or not 0 <= self.dropout < 1:
             raise ConfigError(f"adapters: dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.split_qkv, bool):
+            raise ConfigError(f"adapters: split_qkv must be true or false, got {self.split_qkv!r}")
 
     @property
     def scale(self) -> float:

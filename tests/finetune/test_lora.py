@@ -41,8 +41,41 @@ def test_the_update_is_the_papers_formula():
     with torch.no_grad():
         layer.lora_B.normal_()
     x = torch.randn(4, 6)
-    expected = x @ base.weight.T + base.bias + 2.0 * (x @ layer.lora_A.T @ layer.lora_B.T)
+    a, b = layer.lora_A[0], layer.lora_B[0]  # (rank, in), (out, rank)
+    expected = x @ base.weight.T + base.bias + 2.0 * (x @ a.T @ b.T)
     torch.testing.assert_close(layer(x), expected)
+
+
+def test_split_parts_are_independent_adapters_on_thirds_of_the_output():
+    # the walkthrough's W_query / W_key / W_value each get their own adapter; ours are the
+    # three parts of one LoRALinear on the fused matrix
+    base = nn.Linear(8, 12)
+    layer = LoRALinear(base, LoRAConfig(rank=2, alpha=2), parts=3)
+    with torch.no_grad():
+        layer.lora_B.normal_()
+    x = torch.randn(5, 8)
+    thirds = [x @ layer.lora_A[p].T @ layer.lora_B[p].T for p in range(3)]
+    expected = base(x) + torch.cat(thirds, dim=-1)
+    torch.testing.assert_close(layer(x), expected)
+    merged = base.weight + layer.delta_weight()
+    torch.testing.assert_close(x @ merged.T + base.bias, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_adapters_match_the_walkthroughs_appendix_e():
+    appendix_e = pytest.importorskip(
+        "llms_from_scratch.appendix_e", reason="the walkthrough's package (make test installs it)"
+    )
+    base = nn.Linear(10, 7)
+    torch.manual_seed(5)
+    theirs = appendix_e.LinearWithLoRA(base, rank=4, alpha=3)
+    torch.manual_seed(5)  # the same draw: A is (in, rank), Kaiming uniform with a = sqrt(5)
+    ours = LoRALinear(base, LoRAConfig(rank=4, alpha=3 * 4))  # its scale is alpha, ours alpha/r
+    torch.testing.assert_close(ours.lora_A[0], theirs.lora.A.T, rtol=0, atol=0)
+    with torch.no_grad():
+        theirs.lora.B.normal_()
+        ours.lora_B[0].copy_(theirs.lora.B.T)
+    x = torch.randn(3, 10)
+    torch.testing.assert_close(ours(x), theirs(x))
 
 
 def test_a_fresh_adapter_changes_nothing_and_keeps_gpt2_names():

@@ -71,7 +71,7 @@ def test_head_adapters_labels_and_prompt_format_round_trip(tmp_path, tokenizer):
     }  # fmt: skip
     assert config["adapters"] == {
         "kind": "lora", "rank": 2, "alpha": 4.0, "targets": ["attn.c_attn", "mlp.c_fc"],
-        "dropout": 0.0,
+        "dropout": 0.0, "split_qkv": True,
     }  # fmt: skip
     assert config["prompt_format"] == "alpaca" and config["x"] == 1
     # the GPT's file keeps exactly GPT-2's names; adapters and head live in their own files
@@ -130,6 +130,8 @@ def edit_config(path, change):
         (lambda c: c["head"].update(position="first"), "position must be one of"),
         (lambda c: c["head"].update(num_classes=4, labels=[]), r"head\.safetensors does not"),
         (lambda c: c["adapters"].update(rank=3), r"adapters\.safetensors does not match"),
+        (lambda c: c["adapters"].update(split_qkv=False), "wrong shape"),
+        (lambda c: c["adapters"].update(targets=["mlp.c_fc", "head"]), "unexpected"),
         (lambda c: c["adapters"].update(targets=["mlp.c_fc"]), "unexpected"),
         (lambda c: c["adapters"].update(targets=["attn.q"]), "targets must be distinct names"),
         (lambda c: c["adapters"].update(kind="ia3"), "kind must be 'lora'"),
@@ -172,3 +174,30 @@ def test_saving_a_plain_model_over_an_adapted_checkpoint_leaves_no_stale_parts(t
     save_checkpoint(path, tiny_model(tokenizer), tokenizer)
     assert not (path / HEAD_FILE).exists() and not (path / ADAPTERS_FILE).exists()
     assert read_checkpoint(path).head is None
+
+
+def test_a_heads_own_adapter_round_trips(tmp_path, tokenizer):
+    # appendix E gives the classifier's output layer an adapter too ("head" target)
+    from scratchllm.finetune.lora import wrap_head
+    from scratchllm.model.heads import pool
+
+    lora = LoRAConfig(rank=2, alpha=4, targets=("mlp.c_fc", "head"))
+    model = tiny_model(tokenizer)
+    apply_lora(model, lora)
+    head = wrap_head(ClassificationHead(HeadConfig(labels=("no", "yes")), 32), lora)
+    with torch.no_grad():
+        for module in (model, head):
+            for name, parameter in module.named_parameters():
+                if name.endswith("lora_B"):
+                    parameter.normal_(0.0, 0.3)
+    path = save_checkpoint(tmp_path / "c", model, tokenizer, head=head,
+                           head_config=HeadConfig(labels=("no", "yes")))  # fmt: skip
+    assert {"head.lora_A", "head.lora_B"} <= set(load_file(path / ADAPTERS_FILE))
+    assert set(load_file(path / HEAD_FILE)) == {"weight", "bias"}
+    loaded = read_checkpoint(path)
+    ids = torch.tensor([tokenizer.encode("the lazy dog")])
+    model.eval()
+    expected = head(pool(model.hidden_states(ids), "last"))
+    actual = loaded.head(pool(loaded.model.hidden_states(ids), "last"))
+    torch.testing.assert_close(actual, expected, rtol=0, atol=0)
+    assert loaded.labels == ("no", "yes")

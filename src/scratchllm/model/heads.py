@@ -20,6 +20,24 @@ from torch import nn
 from scratchllm.config import HeadConfig
 
 
+def pool(hidden: torch.Tensor, position: str, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """The hidden state ``(B, C)`` a head reads from ``hidden`` ``(B, T, C)``: the ``"last"``
+    position, or each text's ``"last-token"`` (``lengths`` real tokens, then padding).
+
+    >>> hidden = torch.arange(6.0).reshape(2, 3, 1)
+    >>> pool(hidden, "last-token", torch.tensor([2, 3])).flatten().tolist()
+    [1.0, 5.0]
+    >>> pool(hidden, "last").flatten().tolist()
+    [2.0, 5.0]
+    """
+    if position == "last":
+        return hidden[:, -1, :]
+    if lengths is None:
+        raise ValueError("a 'last-token' head needs the texts' lengths")
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    return hidden[rows, lengths.to(hidden.device) - 1, :]
+
+
 class ClassificationHead(nn.Linear):
     """``Linear(n_embd, num_classes)`` on one position of the hidden states."""
 
@@ -27,21 +45,6 @@ class ClassificationHead(nn.Linear):
         super().__init__(n_embd, config.num_classes, bias=config.bias)
         self.config = config
 
-    def pool(self, hidden: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """The hidden state ``(B, C)`` the head reads from ``hidden`` ``(B, T, C)``.
-
-        >>> head = ClassificationHead(HeadConfig(position="last-token"), n_embd=1)
-        >>> hidden = torch.arange(6.0).reshape(2, 3, 1)
-        >>> head.pool(hidden, lengths=torch.tensor([2, 3])).flatten().tolist()
-        [1.0, 5.0]
-        """
-        if self.config.position == "last":
-            return hidden[:, -1, :]
-        if lengths is None:
-            raise ValueError("a 'last-token' head needs the texts' lengths")
-        rows = torch.arange(hidden.shape[0], device=hidden.device)
-        return hidden[rows, lengths.to(hidden.device) - 1, :]
-
     def classify(self, hidden: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Class logits ``(B, num_classes)`` from hidden states ``(B, T, C)``."""
-        return self(self.pool(hidden, lengths))
+        return self(pool(hidden, self.config.position, lengths))

@@ -39,10 +39,18 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file as save_safetensors_file
+from torch import nn
 
 from scratchllm.config import GPTConfig, HeadConfig, LoRAConfig
-from scratchllm.errors import CheckpointError, ScratchLLMError
-from scratchllm.finetune.lora import adapter_shapes, apply_lora, is_adapter_key, lora_config_of
+from scratchllm.errors import CheckpointError, ConfigError, ScratchLLMError
+from scratchllm.finetune.lora import (
+    HEAD,
+    adapter_shapes,
+    apply_lora,
+    is_adapter_key,
+    lora_config_of,
+    wrap_head,
+)
 from scratchllm.finetune.prompts import get_prompt_format
 from scratchllm.io import atomic_path, atomic_write_text, atomic_writer
 from scratchllm.model.gpt import GPT
@@ -68,14 +76,15 @@ class Checkpoint:
     path: Path
     model: GPT  # in eval mode, with its LoRA adapters applied when it has any
     tokenizer: Tokenizer
-    head: ClassificationHead | None = None
+    head: nn.Linear | None = None  # a ClassificationHead, or a LoRALinear wrapping one
+    head_config: HeadConfig | None = None
     prompt_format: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)  # config.json as read
 
     @property
     def labels(self) -> tuple[str, ...] | None:
         """The head's class names, or None without a head."""
-        return None if self.head is None else self.head.config.label_names
+        return None if self.head_config is None else self.head_config.label_names
 
     @property
     def adapters(self) -> LoRAConfig | None:
@@ -87,7 +96,7 @@ def save_checkpoint(
     model: GPT,
     tokenizer: Tokenizer,
     *,
-    head: ClassificationHead | None = None,
+    head: nn.Linear | None = None,
     head_config: HeadConfig | None = None,
     prompt_format: str | None = None,
     extra: dict[str, Any] | None = None,
@@ -98,11 +107,13 @@ def save_checkpoint(
     """Write ``model`` and ``tokenizer`` (and a head, adapters, a prompt format) to
     ``directory`` (created if needed); returns it.
 
-    LoRA adapters applied to ``model`` (``finetune/lora.py``) go to their own file, declared
-    with their config. ``head_config`` defaults to the head's own. ``extra`` adds JSON fields
-    to ``config.json``; ``training_state`` is written as ``training_state.pt`` (see
-    ``save_training_state``). ``state_dict`` / ``head_state_dict`` are the weights to write
-    (default: the modules' own); a copy taken earlier lets the model train on meanwhile.
+    LoRA adapters applied to ``model`` (``finetune/lora.py``), and a head's own adapter
+    (``head.lora_A`` / ``head.lora_B``), go to their own file, declared with their config.
+    ``head_config`` defaults to the head's own (a ``ClassificationHead``'s ``config``).
+    ``extra`` adds JSON fields to ``config.json``; ``training_state`` is written as
+    ``training_state.pt`` (see ``save_training_state``). ``state_dict`` / ``head_state_dict``
+    are the weights to write (default: the modules' own); a copy taken earlier lets the model
+    train on meanwhile.
     """
     directory = Path(directory)
     _check_vocabulary(model.config, tokenizer, where=str(directory))
@@ -115,20 +126,28 @@ def save_checkpoint(
         if not is_adapter_key(name) and not (model.config.tie_weights and name == TIED_KEY)
     }
     adapters = {name: _cpu(tensor) for name, tensor in weights.items() if is_adapter_key(name)}
+    if head is not None:
+        head_weights = head.state_dict() if head_state_dict is None else head_state_dict
+        head_tensors = {
+            name: _cpu(tensor) for name, tensor in head_weights.items() if not is_adapter_key(name)
+        }
+        adapters.update(
+            {f"{HEAD}.{name}": _cpu(t) for name, t in head_weights.items() if is_adapter_key(name)}
+        )
     config: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "model": model.config.to_dict(),
         "tokenizer_fingerprint": tokenizer.fingerprint,
     }
-    lora = lora_config_of(model)
+    lora = lora_config_of(model) or (lora_config_of(head) if head is not None else None)
     if adapters:
         assert lora is not None, "adapter weights without LoRA layers"
         config["adapters"] = lora.to_dict()
     if head is not None:
-        head_config = head_config or head.config
+        head_config = head_config or getattr(head, "config", None)
+        if not isinstance(head_config, HeadConfig):
+            raise ConfigError("save_checkpoint needs the head's HeadConfig (head_config=...)")
         config["head"] = head_config.to_dict()
-        head_weights = head.state_dict() if head_state_dict is None else head_state_dict
-        head_tensors = {name: _cpu(tensor) for name, tensor in head_weights.items()}
     if prompt_format is not None:
         config["prompt_format"] = prompt_format
     directory.mkdir(parents=True, exist_ok=True)
@@ -191,22 +210,37 @@ def read_checkpoint(
     _check_vocabulary(config, tokenizer, where=str(directory))
     model = GPT(config)
     model.load_state_dict(_read_weights(directory / WEIGHTS_FILE, model), strict=True)
-    if lora is not None:
-        expected = adapter_shapes(config, lora)
-        tensors = _read_tensors(directory / ADAPTERS_FILE, expected, what="adapters")
-        apply_lora(model, lora)
-        model.load_state_dict(tensors, strict=False)
     head = None
     if head_config is not None:
         head = ClassificationHead(head_config, config.n_embd)
         shapes = head_config.parameter_shapes(config.n_embd)
         head.load_state_dict(_read_tensors(directory / HEAD_FILE, shapes, what="head"))
-        head = head.to(device).eval()
+    if lora is not None:
+        if HEAD in lora.targets and head is None:
+            raise CheckpointError(
+                f"{directory / CONFIG_FILE}: its adapters target a 'head' but it declares none"
+            )
+        num_classes = head_config.num_classes if head_config is not None else None
+        expected = adapter_shapes(config, lora, num_classes=num_classes)
+        tensors = _read_tensors(directory / ADAPTERS_FILE, expected, what="adapters")
+        if any(target != HEAD for target in lora.targets):
+            apply_lora(model, lora)
+        if head is not None and HEAD in lora.targets:
+            head = wrap_head(head, lora)
+            prefix = f"{HEAD}."
+            head.load_state_dict(
+                {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)},
+                strict=False,
+            )
+        model.load_state_dict(
+            {k: v for k, v in tensors.items() if not k.startswith(f"{HEAD}.")}, strict=False
+        )
     return Checkpoint(
         path=directory,
         model=model.to(device).eval(),
         tokenizer=tokenizer,
-        head=head,
+        head=None if head is None else head.to(device).eval(),
+        head_config=head_config,
         prompt_format=prompt_format,
         metadata=saved,
     )
