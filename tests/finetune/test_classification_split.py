@@ -96,6 +96,7 @@ def test_split_indices_shuffle_as_pandas_sample_frac_1_and_partition() -> None:
         ({"label_column": "text"}, "two different non-empty names"),
         ({"balance": "yes"}, "balance must be true or false"),
         ({"data_seed": -1}, "data_seed must be an integer >= 0"),
+        ({"data_seed": 2**32}, r"data_seed must be below 2\*\*32"),
         ({"max_length": 1.5}, "max_length must be an integer >= 0"),
         ({"train_fraction": 0.95}, "sum of at most 1"),
         ({"val_fraction": 0.0}, r"must be in \(0, 1\)"),

@@ -91,6 +91,8 @@ class ClassificationDataOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.data_seed >= 2**32:  # numpy's RandomState takes 32-bit seeds
+            raise ConfigError(f"data_seed must be below 2**32, got {self.data_seed}")
         train, val = self.train_fraction, self.val_fraction
         for name, value in (("train_fraction", train), ("val_fraction", val)):
             if isinstance(value, bool) or not isinstance(value, int | float):
