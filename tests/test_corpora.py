@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import socket
 import sysconfig
 import threading
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -326,3 +328,101 @@ def test_empty_directory_glob_or_files_raise(tmp_path: Path) -> None:
 def test_errors_must_be_strict_or_replace(notes: Path) -> None:
     with pytest.raises(CorpusError, match="'ignore'"):
         load_corpus(notes, errors="ignore")  # type: ignore[arg-type]
+
+
+# --- datasets: a checksummed file inside a zip, from a local server ----------------------------
+
+SMS_SPAM_SHA256 = "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d"
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def sms_bytes(shared_data: Path) -> bytes:
+    return (shared_data / "SMSSpamCollection").read_bytes()
+
+
+def serve_sms_spam_from(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    remote = dataclasses.replace(corpora.DATASETS["sms-spam"], url=url)
+    monkeypatch.setitem(corpora.DATASETS, "sms-spam", remote)
+
+
+def test_sms_spam_is_extracted_from_its_zip_verified_and_cached(
+    server: LocalServer, cache: Path, sms_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the UCI archive holds the data and a readme
+    server.routes["/sms.zip"] = Route(zip_of({"SMSSpamCollection": sms_bytes, "readme": b"hi"}))
+    serve_sms_spam_from(monkeypatch, server.url("/sms.zip"))
+    assert {info.name: info.cached for info in corpora.list_datasets()} == {"sms-spam": False}
+
+    path = corpora.dataset_path("sms-spam")
+    assert path == cache / "SMSSpamCollection"
+    assert cache_contents(cache) == [path], "only the member stays; the zip is gone"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == SMS_SPAM_SHA256
+    assert corpora.list_datasets()[0].cached is True
+
+    assert corpora.dataset_path("sms-spam") == path
+    assert server.requests == ["/sms.zip"], "the second call must come from the cache"
+    path.write_bytes(sms_bytes[:1000])  # an edited copy is fetched again
+    assert corpora.dataset_path("sms-spam").read_bytes() == sms_bytes
+    assert server.requests == ["/sms.zip", "/sms.zip"]
+
+
+def test_sms_spam_registry_entry_is_the_uci_archive() -> None:
+    remote = corpora.DATASETS["sms-spam"]
+    assert remote.url == "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
+    assert (remote.member, remote.sha256) == ("SMSSpamCollection", SMS_SPAM_SHA256)
+
+
+def test_zip_member_with_a_wrong_checksum_raises_and_leaves_nothing(
+    server: LocalServer, cache: Path, sms_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    altered = sms_bytes.replace(b"jurong", b"jurung", 1)
+    server.routes["/sms.zip"] = Route(zip_of({"SMSSpamCollection": altered}))
+    serve_sms_spam_from(monkeypatch, server.url("/sms.zip"))
+    with pytest.raises(DownloadError) as raised:
+        corpora.dataset_path("sms-spam")
+    message = str(raised.value)
+    assert SMS_SPAM_SHA256 in message and hashlib.sha256(altered).hexdigest() in message
+    assert "'SMSSpamCollection'" in message and server.url("/sms.zip") in message
+    assert cache_contents(cache) == []
+
+
+def test_cut_off_zip_raises_and_leaves_nothing(
+    server: LocalServer, cache: Path, sms_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = zip_of({"SMSSpamCollection": sms_bytes})
+    server.routes["/sms.zip"] = Route(archive[:4000], declared_length=len(archive))
+    serve_sms_spam_from(monkeypatch, server.url("/sms.zip"))
+    with pytest.raises(DownloadError, match=f"cut off: 4,000 of {len(archive):,} bytes"):
+        corpora.dataset_path("sms-spam")
+    assert cache_contents(cache) == []
+
+
+def test_zip_without_the_member_or_not_a_zip_raises_and_leaves_nothing(
+    server: LocalServer, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.routes["/other.zip"] = Route(zip_of({"readme": b"moved", "data/spam.csv": b"x"}))
+    serve_sms_spam_from(monkeypatch, server.url("/other.zip"))
+    with pytest.raises(DownloadError, match="has no file 'SMSSpamCollection'") as raised:
+        corpora.dataset_path("sms-spam")
+    assert "'readme', 'data/spam.csv'" in str(raised.value)  # what the archive holds instead
+    assert "yourself" in str(raised.value)
+    assert cache_contents(cache) == []
+
+    server.routes["/page.zip"] = Route(b"<html>moved</html>")  # an error page served as 200
+    serve_sms_spam_from(monkeypatch, server.url("/page.zip"))
+    with pytest.raises(DownloadError, match="did not give a readable zip archive"):
+        corpora.dataset_path("sms-spam")
+    assert cache_contents(cache) == []
+
+
+def test_unknown_dataset_names_the_known_ones() -> None:
+    with pytest.raises(CorpusError, match="no dataset named 'sms'; named datasets are sms-spam"):
+        corpora.dataset_path("sms")

@@ -10,6 +10,11 @@
 - a **local** text file, a directory (its ``.txt`` and ``.md`` files, recursively, hidden ones
   skipped) or a glob (``"notes/*.md"``, taken as matched), one document per file.
 
+Named **datasets** (``DATASETS``; ``sms-spam``, the labelled messages of classification
+finetuning) are files rather than text: ``dataset_path(name)`` downloads one the same way
+(a file inside a zip here: the zip is fetched, the member extracted and checked against its
+pinned SHA-256) and returns its path in the cache; ``finetune/labelled.py`` reads it.
+
 Documents come in a fixed order (sorted names), so the same spec always gives the same text.
 Local files must be UTF-8 unless ``errors="replace"``; their bytes are decoded as they are
 (no newline translation, no BOM stripping), so a document is exactly its file.
@@ -23,18 +28,22 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import http.client
 import os
 import sys
 import sysconfig
+import tempfile
 import urllib.error
 import urllib.request
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from tqdm import tqdm
 
@@ -89,6 +98,18 @@ class RemoteText:
 
 
 @dataclass(frozen=True)
+class RemoteZipMember:
+    """A file inside a zip archive published at a URL. The archive itself is not pinned (its
+    publisher may re-pack it); the member is, by its SHA-256. Cached under ``filename``."""
+
+    description: str
+    url: str  # of the zip archive
+    member: str  # the file's name inside the archive
+    sha256: str  # of the extracted member
+    filename: str
+
+
+@dataclass(frozen=True)
 class CorpusInfo:
     """What ``list_corpora`` says about one named corpus."""
 
@@ -117,6 +138,22 @@ DOWNLOADS: dict[str, RemoteText] = {
 }
 
 
+# Downloadable datasets by name: files a task reads in its own format (finetune/labelled.py),
+# not text corpora. Tests point a URL at a local server by replacing an entry.
+DATASETS: dict[str, RemoteZipMember] = {
+    "sms-spam": RemoteZipMember(
+        description=(
+            "the SMS Spam Collection (Almeida & Hidalgo, UCI, CC BY 4.0): 5,574 text messages "
+            "labelled ham or spam, the walkthrough's classification data; downloaded once, cached"
+        ),
+        url="https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip",
+        member="SMSSpamCollection",
+        sha256="7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d",
+        filename="SMSSpamCollection",
+    ),
+}
+
+
 def cache_dir() -> Path:
     """Where downloads are kept (not created here).
 
@@ -138,6 +175,58 @@ def download(url: str, destination: Path, *, sha256: str, show_progress: bool = 
     """
     destination = Path(destination)
     hint = f"download {url} yourself and save it as {destination}, or pass its path as the corpus"
+    _create_parent(destination)
+    # atomic_writer deletes its temporary file when anything below raises.
+    with _download_errors(url, hint), atomic_writer(destination) as handle:
+        digest = _fetch(url, handle, hint=hint, label=destination.name, progress=show_progress)
+        _check_sha256(url, expected=sha256, actual=digest, hint=hint)
+    return destination
+
+
+def download_zip_member(
+    url: str, member: str, destination: Path, *, sha256: str, show_progress: bool = True
+) -> Path:
+    """Fetch the zip archive at ``url`` and save its file ``member`` as ``destination``.
+
+    The member, not the archive, is checked against ``sha256``. The archive lives only in an
+    anonymous temporary file, and ``destination`` appears only once extracted and verified: a
+    cut-off transfer, a file that is not a zip, an archive without ``member`` or a checksum
+    mismatch raises ``DownloadError`` and leaves nothing behind.
+    """
+    destination = Path(destination)
+    hint = f"download {url} yourself, extract its file {member!r} and save that as {destination}"
+    _create_parent(destination)
+    with (
+        _download_errors(url, hint),
+        tempfile.TemporaryFile(dir=destination.parent, prefix=f".{destination.name}.") as archive,
+    ):
+        _fetch(url, archive, hint=hint, label=f"{destination.name} (zip)", progress=show_progress)
+        archive.seek(0)
+        try:
+            with zipfile.ZipFile(archive) as zip_file:
+                try:
+                    info = zip_file.getinfo(member)
+                except KeyError:
+                    names = ", ".join(repr(name) for name in zip_file.namelist()[:10]) or "nothing"
+                    raise DownloadError(
+                        f"the zip archive at {url} has no file {member!r} (it holds {names}); "
+                        f"the archive may have changed upstream, so {hint} after checking it"
+                    ) from None
+                with atomic_writer(destination) as handle, zip_file.open(info) as source:
+                    digest = hashlib.sha256()
+                    while chunk := source.read(_CHUNK_BYTES):
+                        handle.write(chunk)
+                        digest.update(chunk)
+                    what = f"the file {member!r} in {url}"
+                    _check_sha256(what, expected=sha256, actual=digest.hexdigest(), hint=hint)
+        except (zipfile.BadZipFile, NotImplementedError, EOFError, zlib.error) as error:
+            raise DownloadError(
+                f"{url} did not give a readable zip archive ({error}); try again, or {hint}"
+            ) from None
+    return destination
+
+
+def _create_parent(destination: Path) -> None:
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -145,38 +234,14 @@ def download(url: str, destination: Path, *, sha256: str, show_progress: bool = 
             f"cannot create the cache directory {destination.parent} ({error}); "
             "set SCRATCHLLM_CACHE_DIR to a writable folder"
         ) from None
+
+
+@contextlib.contextmanager
+def _download_errors(url: str, hint: str) -> Iterator[None]:
+    """Turn what a transfer can raise (HTTP errors, refused connections, timeouts, resets, a
+    full disk) into one ``DownloadError`` naming ``url`` and what to do instead."""
     try:
-        # atomic_writer deletes its temporary file when anything below raises.
-        with (
-            atomic_writer(destination) as handle,
-            urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response,
-        ):
-            expected_bytes = _content_length(response.headers.get("Content-Length"))
-            digest = hashlib.sha256()
-            received = 0
-            with tqdm(
-                total=expected_bytes,
-                unit="B",
-                unit_scale=True,
-                desc=destination.name,
-                disable=not (show_progress and sys.stderr.isatty()),
-            ) as progress:
-                while chunk := response.read(_CHUNK_BYTES):
-                    handle.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    progress.update(len(chunk))
-            if expected_bytes is not None and received != expected_bytes:
-                raise DownloadError(
-                    f"download of {url} was cut off: {received:,} of {expected_bytes:,} bytes "
-                    f"arrived; try again, or {hint}"
-                )
-            if digest.hexdigest() != sha256:
-                raise DownloadError(
-                    f"{url} does not match its checksum: expected sha256 {sha256}, "
-                    f"got {digest.hexdigest()}; the file may have changed upstream, so {hint} "
-                    "after checking it"
-                )
+        yield
     except urllib.error.HTTPError as error:
         raise DownloadError(
             f"cannot download {url}: HTTP {error.code} {error.reason}; {hint}"
@@ -184,7 +249,42 @@ def download(url: str, destination: Path, *, sha256: str, show_progress: bool = 
     except (OSError, http.client.HTTPException) as error:  # URLError, timeouts, resets
         reason = getattr(error, "reason", None) or error
         raise DownloadError(f"cannot download {url}: {reason}; {hint}") from None
-    return destination
+
+
+def _fetch(url: str, handle: BinaryIO, *, hint: str, label: str, progress: bool) -> str:
+    """Stream ``url`` into ``handle``; returns the SHA-256 of what arrived. A transfer shorter
+    than its announced ``Content-Length`` raises ``DownloadError``."""
+    with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
+        expected_bytes = _content_length(response.headers.get("Content-Length"))
+        digest = hashlib.sha256()
+        received = 0
+        with tqdm(
+            total=expected_bytes,
+            unit="B",
+            unit_scale=True,
+            desc=label,
+            disable=not (progress and sys.stderr.isatty()),
+        ) as progress_bar:
+            while chunk := response.read(_CHUNK_BYTES):
+                handle.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                progress_bar.update(len(chunk))
+    if expected_bytes is not None and received != expected_bytes:
+        raise DownloadError(
+            f"download of {url} was cut off: {received:,} of {expected_bytes:,} bytes "
+            f"arrived; try again, or {hint}"
+        )
+    return digest.hexdigest()
+
+
+def _check_sha256(what: str, *, expected: str, actual: str, hint: str) -> None:
+    if actual != expected:
+        raise DownloadError(
+            f"{what} does not match its checksum: expected sha256 {expected}, "
+            f"got {actual}; the file may have changed upstream, so {hint} "
+            "after checking it"
+        )
 
 
 def _content_length(header: str | None) -> int | None:
@@ -290,6 +390,36 @@ def _downloaded_corpus(name: str, remote: RemoteText) -> Corpus:
     if not (path.is_file() and _file_sha256(path) == remote.sha256):
         download(remote.url, path, sha256=remote.sha256)
     return _files_corpus(name, remote.description, {remote.filename: path}, "strict")
+
+
+def list_datasets() -> list[CorpusInfo]:
+    """The named datasets ``dataset_path`` accepts (``DATASETS``)."""
+    return [
+        CorpusInfo(
+            name,
+            remote.description,
+            "download",
+            remote.url,
+            remote.sha256,
+            (cache_dir() / remote.filename).is_file(),
+        )
+        for name, remote in DATASETS.items()
+    ]
+
+
+def dataset_path(name: str) -> Path:
+    """The cached file of the named dataset, downloaded and checked first if it is missing or
+    does not match its SHA-256 (an edited or truncated copy is fetched again)."""
+    try:
+        remote = DATASETS[name]
+    except KeyError:
+        raise CorpusError(
+            f"no dataset named {name!r}; named datasets are {', '.join(DATASETS)}"
+        ) from None
+    path = cache_dir() / remote.filename
+    if not (path.is_file() and _file_sha256(path) == remote.sha256):
+        download_zip_member(remote.url, remote.member, path, sha256=remote.sha256)
+    return path
 
 
 def _local_files(spec: str) -> dict[str, Path]:

@@ -31,6 +31,11 @@ class DisallowedSpecialTokenError(TokenizerError):
     """The text contains a special token that the caller did not allow."""
 
 
+class LabelledDataError(ScratchLLMError):
+    """A labelled file (texts and their classes) is malformed, or its splits do not fit
+    together; the message names the file and line."""
+
+
 class DataFormatError(ScratchLLMError):
     """A token file is corrupt, truncated, or was made with another tokenizer."""
 
