@@ -414,6 +414,198 @@ class TrainConfig(RunOptions):
         return cls().replace(**data)
 
 
+# ---- finetuning -------------------------------------------------------------------------------
+
+# "auto" (from each file's suffix) and labelled.LABELLED_FORMATS (a test keeps them in step)
+DATA_FORMATS = ("auto", "csv", "tsv", "jsonl")
+
+
+@dataclass(frozen=True)
+class ClassificationDataOptions:
+    """Where a classifier's labelled data comes from and how it is prepared; the defaults are
+    the walkthrough's chapter 6. TOML has no null: "not set" is ``""`` or ``0``."""
+
+    data: str = _option(
+        "sms-spam",
+        "labelled data: 'sms-spam' (downloaded once) or a CSV, TSV or JSONL file; with "
+        "val_data, the training file",
+    )
+    val_data: str = _option("", "validation file; '' = split `data` into train/val/test")
+    test_data: str = _option("", "test file (needs val_data); '' = no test split")
+    data_format: str = _option(
+        "auto",
+        "format of the files: 'auto' (from the suffix), csv, tsv, jsonl",
+        choices=DATA_FORMATS,
+    )
+    text_column: str = _option("text", "column (JSONL: key) holding the text")
+    label_column: str = _option("label", "column (JSONL: key) holding the class name")
+    balance: bool = _option(
+        True,
+        "undersample every class to the size of the smallest (with val_data: the training "
+        "file only), as the walkthrough does",
+    )
+    data_seed: int = _option(123, "seeds balancing and the split (the walkthrough's 123)")
+    train_fraction: float = _option(0.7, "share of the examples that train (when we split)")
+    val_fraction: float = _option(0.1, "share that validates (when we split); the rest tests")
+    max_length: int = _option(
+        0,
+        "pad and truncate texts to N tokens; 0 = the longest training text (at most the "
+        "model's context length)",
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("data", "val_data", "test_data", "data_format", "text_column", "label_column"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
+        if not self.data:
+            raise ConfigError("data must name a dataset ('sms-spam') or a file")
+        if self.test_data and not self.val_data:
+            raise ConfigError(
+                "test_data needs val_data: give the validation file too, or leave both out "
+                "and let `data` be split"
+            )
+        if self.data_format not in DATA_FORMATS:
+            raise ConfigError(
+                f"data_format must be one of {DATA_FORMATS}, got {self.data_format!r}"
+            )
+        if not self.text_column or not self.label_column or self.text_column == self.label_column:
+            raise ConfigError(
+                "text_column and label_column must be two different non-empty names, got "
+                f"{self.text_column!r} and {self.label_column!r}"
+            )
+        if not isinstance(self.balance, bool):
+            raise ConfigError(f"balance must be true or false, got {self.balance!r}")
+        for name in ("data_seed", "max_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.data_seed >= 2**32:  # numpy's RandomState takes 32-bit seeds
+            raise ConfigError(f"data_seed must be below 2**32, got {self.data_seed}")
+        train, val = self.train_fraction, self.val_fraction
+        for name, value in (("train_fraction", train), ("val_fraction", val)):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
+        if not (0 < train < 1 and 0 < val < 1 and train + val <= 1):
+            raise ConfigError(
+                "train_fraction and val_fraction must be in (0, 1) with a sum of at most 1 "
+                f"(the rest tests), got {train} and {val}"
+            )
+
+    @property
+    def format(self) -> Literal["csv", "tsv", "jsonl"] | None:
+        """The files' format, or None to take it from each file's suffix."""
+        return None if self.data_format == "auto" else self.data_format  # type: ignore[return-value]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for TOML and JSON; ``ClassificationDataOptions(**data)`` reads it back."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+
+def _default(name: str, default: Any) -> Any:
+    """A ``RunOptions`` field redeclared with another default, keeping its help."""
+    return dataclasses.field(
+        default=default, metadata=RunOptions.__dataclass_fields__[name].metadata
+    )
+
+
+TRAINABLE_CHOICES = ("last-block", "last:N", "all", "head", "lora")
+
+
+@dataclass(frozen=True)
+class ClassifyConfig(RunOptions, ClassificationDataOptions):
+    """One classification finetuning run: a pretrained GPT, labelled data (the
+    ``ClassificationDataOptions`` fields), a new head, and the shared ``RunOptions``.
+
+    The defaults are the walkthrough's chapter-6 spam classifier: AdamW at lr 5e-5 with weight
+    decay 0.1, batch 8, 5 epochs, an evaluation every 50 steps over 5 batches, no warmup,
+    decay or clipping, seed 123; the last transformer block, the final LayerNorm and the new
+    head train.
+
+    >>> ClassifyConfig(trainable="last:2").trainable_blocks
+    2
+    >>> ClassifyConfig(trainable="middle")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    scratchllm.errors.ConfigError: trainable must be one of (...), got 'middle'
+    """
+
+    seed: int = _default("seed", 123)
+    batch_size: int = _default("batch_size", 8)
+    max_steps: int = _default("max_steps", 0)
+    epochs: float = _default("epochs", 5.0)
+    lr: float = _default("lr", 5e-5)
+    min_lr: float = _default("min_lr", 5e-5)
+    warmup_steps: int = _default("warmup_steps", 0)
+    schedule: str = _default("schedule", "constant")
+    beta2: float = _default("beta2", 0.999)
+    grad_clip: float = _default("grad_clip", 0.0)
+    eval_every: int = _default("eval_every", 50)
+    eval_batches: int = _default("eval_batches", 5)
+    # the model to start from
+    init_from: str = _option(
+        "gpt2", "pretrained checkpoint: gpt2 (downloaded), a checkpoint folder or a run folder"
+    )
+    dropout: float = _option(0.0, "dropout while finetuning (the walkthrough's 0.0)")
+    # the head, and what trains
+    position: str = _option(
+        "last-token",
+        "the hidden state the head reads: 'last-token' (each text's last real token) or "
+        "'last' (the last position of the padded sequence, as the walkthrough reads it)",
+    )
+    trainable: str = _option(
+        "last-block",
+        "what trains: 'last-block' (the last block, the final LayerNorm and the head: the "
+        "walkthrough's), 'last:N' (the last N blocks), 'all', 'head', or 'lora' (adapters only)",
+    )
+    lora_rank: int = _option(16, "LoRA rank, with trainable = lora (appendix E's 16)")
+    lora_alpha: float = _option(
+        16.0, "LoRA alpha; the update is scaled by alpha / rank (appendix E's code: by alpha)"
+    )
+    lora_split_qkv: bool = _option(
+        True, "one adapter each for query, key and value (false: one over the fused c_attn)"
+    )
+    lora_head: bool = _option(True, "give the new head an adapter too (appendix E does)")
+
+    def __post_init__(self) -> None:
+        RunOptions.__post_init__(self)
+        ClassificationDataOptions.__post_init__(self)
+        if not self.init_from:
+            raise ConfigError("init_from must name a pretrained checkpoint (e.g. gpt2)")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.position not in HEAD_POSITIONS:
+            raise ConfigError(f"position must be one of {HEAD_POSITIONS}, got {self.position!r}")
+        self.trainable_blocks  # noqa: B018 - validates `trainable`
+        if self.trainable == "lora":
+            self.lora_config()
+
+    @property
+    def trainable_blocks(self) -> int | None:
+        """How many of the last blocks train (``last-block``: 1, ``last:N``: N), else None."""
+        if self.trainable == "last-block":
+            return 1
+        kind, _, count = self.trainable.partition(":")
+        if kind == "last" and count.isdigit() and int(count) > 0:
+            return int(count)
+        if self.trainable in ("all", "head", "lora"):
+            return None
+        raise ConfigError(
+            f"trainable must be one of {TRAINABLE_CHOICES} (N a number of blocks), "
+            f"got {self.trainable!r}"
+        )
+
+    def lora_config(self) -> LoRAConfig:
+        """The adapters of a ``trainable = "lora"`` run: every linear layer of the blocks, and
+        the head unless ``lora_head`` is false (appendix E wraps every ``nn.Linear``)."""
+        targets = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+        return LoRAConfig(
+            rank=self.lora_rank,
+            alpha=self.lora_alpha,
+            targets=targets + (("head",) if self.lora_head else ()),
+            split_qkv=self.lora_split_qkv,
+        )
+
+
 def train_field_names() -> list[str]:
     return TrainConfig.field_names()
 

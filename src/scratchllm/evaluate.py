@@ -227,3 +227,59 @@ def evaluate_tokens(
         loss=total / predicted,
         elapsed_seconds=time.perf_counter() - started,
     )
+
+
+# ---- classification ---------------------------------------------------------------------------
+
+
+def confusion_matrix(
+    predicted: Sequence[int], actual: Sequence[int], num_classes: int
+) -> list[list[int]]:
+    """``matrix[a][p]``: how many examples of class ``a`` were predicted as ``p``.
+
+    >>> confusion_matrix([0, 1, 1, 0], [0, 1, 0, 0], 2)
+    [[2, 1], [0, 1]]
+    """
+    matrix = [[0] * num_classes for _ in range(num_classes)]
+    for guess, truth in zip(predicted, actual, strict=True):
+        matrix[truth][guess] += 1
+    return matrix
+
+
+@dataclass(frozen=True)
+class ClassScores:
+    """Precision, recall and F1 of one class (0 where undefined: nothing predicted or present)."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int  # examples of the class
+
+
+def class_scores(matrix: Sequence[Sequence[int]]) -> list[ClassScores]:
+    """Per-class precision (of the predictions of c, how many were c), recall (of the examples
+    of c, how many were found) and their harmonic mean F1, from a confusion matrix.
+
+    >>> [round(s.f1, 3) for s in class_scores([[2, 1], [0, 1]])]
+    [0.8, 0.667]
+    """
+    scores = []
+    for index, row in enumerate(matrix):
+        true_positive = row[index]
+        predicted = sum(other[index] for other in matrix)
+        support = sum(row)
+        precision = true_positive / predicted if predicted else 0.0
+        recall = true_positive / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        scores.append(ClassScores(precision, recall, f1, support))
+    return scores
+
+
+def accuracy(matrix: Sequence[Sequence[int]]) -> float:
+    """The share of examples on the diagonal of a confusion matrix.
+
+    >>> accuracy([[2, 1], [0, 1]])
+    0.75
+    """
+    total = sum(sum(row) for row in matrix)
+    return sum(matrix[i][i] for i in range(len(matrix))) / total if total else 0.0

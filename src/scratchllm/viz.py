@@ -190,6 +190,7 @@ def plot_losses(
     train_eval: Sequence[tuple[int, float]] = (),
     baseline: float | None = None,
     title: str | None = None,
+    unit: str = "nats per token",
 ) -> Path:
     """Draw loss against tokens seen and save it (as ``path``'s suffix says); returns the path.
 
@@ -217,9 +218,36 @@ def plot_losses(
         label = f"unigram baseline {baseline:.2f}"
         axes.axhline(baseline, color="gray", linestyle="--", label=label)
     axes.set_xlabel("tokens seen")
-    axes.set_ylabel("loss (nats per token)")
+    axes.set_ylabel(f"loss ({unit})")
     axes.grid(alpha=0.3)
     if train or val or train_eval:
+        axes.legend()
+    if title:
+        axes.set_title(title)
+    return _save_figure(figure, path)
+
+
+def plot_metric(
+    path: str | os.PathLike[str],
+    curves: dict[str, Sequence[tuple[int, float]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+) -> Path:
+    """Draw one metric's curves (``label -> [(x, value), ...]``, e.g. train and validation
+    accuracy per evaluation) and save them as ``path``'s suffix says; returns the path."""
+    figure = Figure(figsize=(8, 5), dpi=DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    for label, points in curves.items():
+        if points:
+            xs, ys = zip(*points, strict=True)
+            axes.plot(xs, ys, marker="o", markersize=3, label=label)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.grid(alpha=0.3)
+    if any(curves.values()):
         axes.legend()
     if title:
         axes.set_title(title)

@@ -20,6 +20,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchllm.config import ClassificationDataOptions
 from scratchllm.errors import ConfigError, TokenizerError
 from scratchllm.finetune.classification_data import (
     ClassificationData,
@@ -28,7 +29,6 @@ from scratchllm.finetune.classification_data import (
     pad_and_truncate,
     prepare_classification,
 )
-from scratchllm.finetune.classification_options import ClassificationDataOptions
 from scratchllm.finetune.classification_split import (
     LabelledSplits,
     balanced_indices,

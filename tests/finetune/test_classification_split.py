@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchllm.config import DATA_FORMATS, ClassificationDataOptions
 from scratchllm.errors import ConfigError, LabelledDataError
-from scratchllm.finetune.classification_options import DATA_FORMATS, ClassificationDataOptions
 from scratchllm.finetune.classification_split import (
     balanced_indices,
     select_splits,

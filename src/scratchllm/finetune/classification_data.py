@@ -36,8 +36,8 @@ from typing import Any, TypedDict
 
 import torch
 
+from scratchllm.config import ClassificationDataOptions
 from scratchllm.errors import ConfigError, TokenizerError
-from scratchllm.finetune.classification_options import ClassificationDataOptions
 from scratchllm.finetune.classification_split import SPLIT_NAMES, LabelledSplits, select_splits
 from scratchllm.finetune.labelled import LabelledSet
 from scratchllm.tokenizer import Tokenizer

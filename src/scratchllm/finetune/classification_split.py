@@ -22,7 +22,7 @@ With separate files (``val_data``, and optionally ``test_data``), nothing is spl
 applies to the training file only (validation and test keep the distribution they have), and
 every class the validation or test file uses must occur in the training file.
 
-The options (``ClassificationDataOptions``) live in ``classification_options.py``, which
+The options (``ClassificationDataOptions``) live in the torch-free ``config.py``, which
 imports nothing heavier than the standard library, for the CLI's flags.
 """
 
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scratchllm.config import ClassificationDataOptions
 from scratchllm.errors import LabelledDataError
-from scratchllm.finetune.classification_options import ClassificationDataOptions
 from scratchllm.finetune.labelled import LabelledSet, label_order, load_labelled
 
 SPLIT_NAMES = ("train", "val", "test")

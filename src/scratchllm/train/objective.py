@@ -133,6 +133,16 @@ class Objective:
         """The evaluation's log line, after ``step N/M:``."""
         return ", ".join(f"{name} {value:.3f}" for name, value in metrics.items())
 
+    loss_unit: str = "nats per token"  # what the loss plot's axis says
+
+    def plot(self, run_dir: Path, records: list[dict[str, Any]], title: str) -> None:
+        """Draw the objective's own plots besides loss.png (e.g. accuracy) from the metrics."""
+
+    def finish(self, model: nn.Module, context: RunContext) -> dict[str, Any] | None:
+        """Called once when the run has trained to its end (not when interrupted): final
+        measurements (written where the objective likes, e.g. results.json), returned too."""
+        return None
+
     @property
     def baseline_loss(self) -> float | None:
         """A reference loss drawn on the plot (pretraining: the unigram baseline)."""

@@ -35,6 +35,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -83,6 +84,7 @@ class TrainResult:
     elapsed_seconds: float  # this session
     losses: tuple[float, ...]  # the training loss of every step, all sessions together
     metrics: dict[str, float] | None = None  # the objective's metrics at the last evaluation
+    final: dict[str, Any] | None = None  # what the objective's ``finish`` measured at the end
 
     @property
     def unigram_loss(self) -> float | None:
@@ -312,6 +314,9 @@ class Run:
                 if improved or self.step % every == 0 or self.step == self.total_steps:
                     self._save()
             self._save()
+        final = None
+        if stopped_by is None:
+            final = self.objective.finish(self.model, self.run_context)
         if stopped_by in ("SIGINT", "SIGTERM"):
             self.log(f"{stopped_by}: stopped at step {self.step:,}, saved {self.last_checkpoint}")
         return TrainResult(
@@ -327,6 +332,7 @@ class Run:
             elapsed_seconds=time.perf_counter() - started,
             losses=tuple(self.metrics.losses()),
             metrics=self.last_metrics,
+            final=final,
         )
 
     @property
@@ -413,7 +419,9 @@ class Run:
     def _evaluate(self) -> bool:
         """The objective's metrics, a sample, the plot; True if the val loss improved."""
         self._adapt_threads()
-        metrics = self.objective.evaluate(self.model, self.run_context)
+        # plain floats: they go into checkpoints, which hold tensors and plain data only
+        metrics = {name: float(value) for name, value in
+                   self.objective.evaluate(self.model, self.run_context).items()}  # fmt: skip
         val_loss = metrics["val_loss"]
         self.last_val_loss, self.last_metrics = val_loss, metrics
         # the evaluation before the first step is a reference point, not a candidate
@@ -453,15 +461,20 @@ class Run:
         from scratchllm.viz import plot_losses
 
         curves = self.metrics.curves()
+        title = (
+            f"{self.run_dir.name}: {self.objective.plot_title()}, "
+            f"{self.tokens_per_step:,} tokens/step"
+        )
         plot_losses(
             self.run_dir / runs.PLOT_FILE,
             train=curves["train"],
             val=curves["val"],
             train_eval=curves["train_eval"],
             baseline=self.objective.baseline_loss,
-            title=f"{self.run_dir.name}: {self.objective.plot_title()}, "
-            f"{self.tokens_per_step:,} tokens/step",
+            title=title,
+            unit=self.objective.loss_unit,
         )
+        self.objective.plot(self.run_dir, self.metrics.records, title)
 
     def _save(self) -> None:
         """Checkpoint this step (once): the state is copied now and written in the background

@@ -246,6 +246,19 @@ def read_checkpoint(
     )
 
 
+def read_model_config(directory: str | os.PathLike[str]) -> GPTConfig:
+    """The GPTConfig a checkpoint declares, without loading its weights."""
+    path = Path(directory) / CONFIG_FILE
+    try:
+        return GPTConfig.from_dict(json.loads(path.read_text(encoding="utf-8"))["model"])
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"{directory} is not a scratchllm checkpoint (no {CONFIG_FILE})"
+        ) from None
+    except (ValueError, KeyError, TypeError, AttributeError, ScratchLLMError) as error:
+        raise CheckpointError(f"{path} is unreadable: {error}") from None
+
+
 def _declared_parts(
     saved: dict[str, Any], directory: Path
 ) -> tuple[HeadConfig | None, LoRAConfig | None, str | None]:
