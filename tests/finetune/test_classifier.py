@@ -135,6 +135,14 @@ def test_lora_trains_adapters_only_and_merges_to_the_same_classifier(labelled, t
     assert 0 < info["trainable_parameters"] < info["parameters"] / 5
     checkpoint = read_checkpoint(result.checkpoint)
     assert checkpoint.adapters.rank == 4 and "head" in checkpoint.adapters.targets
+    from safetensors import safe_open
+
+    with safe_open(result.checkpoint / "adapters.safetensors", "pt") as adapters:
+        metadata = adapters.metadata()  # the adapter file names its settings and its base
+    assert json.loads(metadata["adapters"])["rank"] == 4
+    assert metadata["base"] == str(labelled / "base")
+    assert (result.checkpoint / "adapters.safetensors").stat().st_size < (
+        result.checkpoint / "model.safetensors").stat().st_size  # fmt: skip
     base = read_checkpoint(labelled / "base").model
     for name, tensor in base.state_dict().items():  # the base weights did not move
         assert torch.equal(checkpoint.model.state_dict()[name], tensor), name

@@ -278,7 +278,11 @@ class Classification(Objective):
             tokenizer=self.tokenizer,
             head=self.model.head,
             head_config=self.head_config,
-            extra={"task": "classification", "pad_length": self.data.pad_length},
+            extra={
+                "task": "classification",
+                "pad_length": self.data.pad_length,
+                "base": self.source,
+            },  # fmt: skip
         )
 
     def load_weights(self, checkpoint: Path) -> None:

@@ -9,7 +9,9 @@ A checkpoint is a folder holding everything needed to use a model again::
     head.safetensors     (with "head" in config.json) a task head: its kind, classes, label
                          names and the position it reads (config.HeadConfig)
     adapters.safetensors (with "adapters") LoRA adapters: rank, alpha, targets
-                         (config.LoRAConfig), keys ``h.{i}.<layer>.lora_A`` / ``lora_B``
+                         (config.LoRAConfig), keys ``h.{i}.<layer>.lora_A`` / ``lora_B``;
+                         its own metadata repeats the settings and names the base model
+                         (``extra["base"]``), so the small file explains itself
     training_state.pt    (training checkpoints only) what resuming needs: optimizer moments,
                          step, data position, random states; see ``save_training_state``
 
@@ -155,7 +157,15 @@ def save_checkpoint(
     _write_tensors(directory / WEIGHTS_FILE, body)
     for name, tensors in ((ADAPTERS_FILE, adapters), (HEAD_FILE, head_tensors if head else {})):
         if tensors:
-            _write_tensors(directory / name, tensors)
+            metadata = None
+            if name == ADAPTERS_FILE:  # the file says on its own what it is and whose it is
+                metadata = {
+                    "format": "scratchllm-lora",
+                    "adapters": json.dumps(config["adapters"]),
+                    "model": json.dumps(config["model"]),
+                    "base": str((extra or {}).get("base", "")),
+                }
+            _write_tensors(directory / name, tensors, metadata=metadata)
         else:
             (directory / name).unlink(missing_ok=True)  # saved over an older checkpoint
     if training_state is not None:
@@ -296,9 +306,12 @@ def _cpu(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().to("cpu").contiguous()
 
 
-def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+def _write_tensors(
+    path: Path, tensors: dict[str, torch.Tensor], *, metadata: dict[str, str] | None = None
+) -> None:
     with atomic_path(path) as temporary:
-        save_safetensors_file(tensors, temporary)  # from the tensors: no 0.5 GB bytes copy
+        # from the tensors: no 0.5 GB bytes copy
+        save_safetensors_file(tensors, temporary, metadata=metadata)
 
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
