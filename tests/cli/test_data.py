@@ -17,6 +17,7 @@ def test_corpora_lists_the_named_corpora(capsys):
     for name in ("python-docs", "python-stdlib", "the-verdict"):
         assert name in out
     assert "* python-docs" in out  # the default is marked
+    assert "labelled datasets" in out and "  sms-spam " in out
 
 
 def test_train_tokenizer_then_tokenize_json(tmp_path, corpus_file, capsys):

@@ -164,3 +164,33 @@ def test_lora_flags_without_lora_are_refused(labelled, capsys):
     assert main(["finetune", "classify", "--lora-rank", "4", "--data",
                  str(labelled / "pets.csv")]) == 2  # fmt: skip
     assert "--lora-rank" in capsys.readouterr().err
+
+
+def test_sms_spam_through_the_cli_with_gpt2s_tokenizer(shared_data, tmp_path, monkeypatch, capsys):
+    # the named dataset from its cache (the download itself is tested in tests/test_corpora.py)
+    # and a tiny GPT with GPT-2's vocabulary: the walkthrough's data path, one step
+    import shutil
+
+    from scratchllm.tokenizer import get_tokenizer
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shutil.copy(shared_data / "SMSSpamCollection", cache / "SMSSpamCollection")
+    monkeypatch.setenv("SCRATCHLLM_CACHE_DIR", str(cache))
+    config = GPTConfig(vocab_size=50257, context_length=128, n_embd=16, n_head=2, n_layer=1,
+                       qkv_bias=True, tie_weights=True)  # fmt: skip
+    save_checkpoint(tmp_path / "tiny-gpt2", GPT(config), get_tokenizer("gpt2"))
+    argv = [
+        "finetune", "classify", "--init-from", str(tmp_path / "tiny-gpt2"), "--out-dir",
+        str(tmp_path / "runs"), "--name", "spam", "--max-steps", "1", "--epochs", "0",
+        "--eval-every", "1", "--eval-batches", "1", "--threads", "1", "--no-progress",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "sms-spam: 5,574 examples (ham 4,827, spam 747) read" in out
+    assert "padded to 120 tokens" in out  # the walkthrough's figure
+    results = json.loads((tmp_path / "runs" / "spam" / "results.json").read_text())
+    assert results["data"]["class_counts"] == {"ham": 4827, "spam": 747}
+    assert {s: v["examples"] for s, v in results["final"]["splits"].items()} == {
+        "train": 1045, "val": 149, "test": 300,
+    }  # fmt: skip

@@ -94,12 +94,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def run_corpora(args: argparse.Namespace) -> None:
-    from scratchllm.corpora import DEFAULT_CORPUS, list_corpora
+    from scratchllm.corpora import DEFAULT_CORPUS, list_corpora, list_datasets
 
     for info in list_corpora():
         marker = "*" if info.name == DEFAULT_CORPUS else " "
         print(f"{marker} {info.name:<14} {info.source:<9} {info.description}")
     print("(* default; any text file, folder or glob of .txt/.md files also works as --corpus)")
+    print("labelled datasets (`finetune classify --data`):")
+    for info in list_datasets():
+        print(f"  {info.name:<14} {info.source:<9} {info.description}")
 
 
 def run_train_tokenizer(args: argparse.Namespace) -> None:
