@@ -12,8 +12,9 @@ evaluating every 50 steps on 5 batches, as the walkthrough's chapter 6 does:
 - **ours, last-token**: the head on each message's last real token (our default), which lets
   each batch drop the padding after its longest message.
 
-Each for two trainable sets: the walkthrough's (the last block, the final LayerNorm and the
-head) and LoRA (rank 16 on every linear layer and the head; appendix E). Random weights of
+Each for three trainable sets: the walkthrough's (the last block, the final LayerNorm and the
+head), LoRA (rank 16 on every linear layer and the head; appendix E), and every weight (full
+finetuning, to set LoRA's memory against). Random weights of
 gpt2-small's shape (the throughput does not depend on their values); each peer runs in a fresh
 process, so its peak resident memory is its own. Checkpoint writes and the final full-split
 accuracies are left out of our timing (the reference does neither).
@@ -47,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA, load_average, machine_line  # noqa: E402
 
 PEERS = ("reference", "ours-last", "ours-last-token")
-TRAINABLE = ("last-block", "lora")
+TRAINABLE = ("last-block", "lora", "all")
 
 
 def cache_with_sms_spam() -> str:
@@ -117,6 +118,9 @@ def run_reference(data, trainable: str, steps: int) -> float:
         for parameter in model.parameters():
             parameter.requires_grad = False
         appendix_e.replace_linear_with_lora(model, rank=16, alpha=16)
+    elif trainable == "all":
+        for parameter in model.parameters():
+            parameter.requires_grad = True
     else:
         for module in (model.trf_blocks[-1], model.final_norm):
             for parameter in module.parameters():
@@ -197,7 +201,9 @@ def naive_bayes_baseline() -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=60, help="optimizer steps per run")
-    parser.add_argument("--lora-steps", type=int, default=30, help="steps of the LoRA runs")
+    parser.add_argument(
+        "--lora-steps", type=int, default=30, help="steps of the LoRA and all-weights runs"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", choices=TRAINABLE, help="one trainable set only")
     parser.add_argument("--baseline-only", action="store_true", help="naive Bayes only")
@@ -220,7 +226,7 @@ def main() -> None:
     workdir = tempfile.mkdtemp(prefix="bench-classify-run-")
     print(f"gpt2-small classifier, batch 8, {args.threads} threads; {os.uname().machine}")
     for trainable in [args.only] if args.only else TRAINABLE:
-        steps = args.lora_steps if trainable == "lora" else args.steps
+        steps = args.steps if trainable == "last-block" else args.lora_steps
         measured = {}
         for peer in PEERS:
             output = subprocess.run(
