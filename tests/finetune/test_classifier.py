@@ -194,3 +194,21 @@ def test_sms_spam_through_the_cli_with_gpt2s_tokenizer(shared_data, tmp_path, mo
     assert {s: v["examples"] for s, v in results["final"]["splits"].items()} == {
         "train": 1045, "val": 149, "test": 300,
     }  # fmt: skip
+
+
+def test_lora_at_gpt2_small_trains_the_walkthroughs_parameter_count():
+    # appendix E: rank 16, alpha 16 on every linear layer and the 2-class head of GPT-2 small
+    # trains 2,666,528 of 124,441,346 parameters (its separate W_query / W_key / W_value each
+    # get an adapter, as our split c_attn does); one adapter over the fused matrix: 2,371,616
+    config = GPTConfig.from_name("gpt2-small", qkv_bias=True, tie_weights=True, dropout=0.0)
+    for split_qkv, expected in ((True, 2_666_528), (False, 2_371_616)):
+        gpt = GPT(config, generator=torch.Generator().manual_seed(0))
+        head = ClassificationHead(HeadConfig(), config.n_embd)
+        classifier = Classifier(gpt, head, HeadConfig())
+        select_trainable(classifier, ClassifyConfig(trainable="lora", lora_split_qkv=split_qkv))
+        parameters = {id(p): p for p in classifier.parameters()}.values()  # tied once
+        trained = sum(p.numel() for p in parameters if p.requires_grad)
+        total = sum(p.numel() for p in parameters)
+        base = sum(p.numel() for p in parameters if not p.requires_grad)
+        assert (trained, base) == (expected, 124_441_346)
+        assert total == base + trained
