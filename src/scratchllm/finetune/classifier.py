@@ -133,7 +133,7 @@ class Classification(Objective):
         return self.data.pad_length
 
     def describe_data(self) -> str:
-        return "\n" + self.data.summary.summary()
+        return self.data.summary.summary()
 
     def batch(self, indices: np.ndarray) -> ClassificationBatch:
         # a head reading each text's last real token never sees the padding after the batch's

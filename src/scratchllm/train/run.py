@@ -269,10 +269,11 @@ class Run:
             f"({info['parameters']:,} parameters{trained}) on {self.device} "
             f"({info['autocast']}, {self.threads} threads, {self.context.world_size} process(es))"
         )
+        self.log(f"data: {self.objective.describe_data()}")
         self.log(
-            f"data: {self.objective.describe_data()}; {self.tokens_per_step:,} tokens per "
-            f"step ({self.accumulation} micro-batch(es)), {self.total_steps:,} steps "
-            f"(setup {setup_seconds:.1f} s)"
+            f"steps: {self.total_steps:,}, {self.tokens_per_step:,} tokens each "
+            f"({self.accumulation} micro-batch(es) of {self.plan.global_batch_size} examples; "
+            f"{self.plan.batches_per_epoch:,} batches per epoch); setup {setup_seconds:.1f} s"
         )
 
     # ---- the loop --------------------------------------------------------------------------
