@@ -355,3 +355,17 @@ def test_hidden_states_are_hf_last_hidden_state_and_feed_the_head():
         assert hidden.shape == (2, 9, 32)
         torch.testing.assert_close(hidden, expected, atol=1e-5, rtol=0)
         torch.testing.assert_close(model.lm_head(hidden), model(token_ids), atol=0, rtol=0)
+
+
+def test_set_dropout_changes_every_rate_in_place():
+    config = GPTConfig(vocab_size=50, context_length=8, n_embd=16, n_head=2, n_layer=2)
+    model = GPT(config, generator=torch.Generator().manual_seed(0))
+    reference = GPT(config.replace(dropout=0.3), generator=torch.Generator().manual_seed(0))
+    assert model.set_dropout(0.3) is model and model.config == reference.config
+    ids = torch.randint(0, 50, (2, 8))
+    torch.manual_seed(4)
+    ours = model.train()(ids)
+    torch.manual_seed(4)
+    torch.testing.assert_close(ours, reference.train()(ids), rtol=0, atol=0)  # same masks
+    with pytest.raises(ConfigError):
+        model.set_dropout(1.5)

@@ -147,11 +147,10 @@ class Classification(Objective):
     # ---- model ------------------------------------------------------------------------------
 
     def build_model(self) -> nn.Module:
-        # the body draws nothing from the seeded stream (its own generator; weights follow)
-        gpt = GPT(self.gpt_config, generator=torch.Generator().manual_seed(0))
-        if self.base is not None:
-            gpt.load_state_dict(self.base.state_dict())
-            self.base = None
+        if self.base is not None:  # the loaded model itself: no second copy of its weights
+            gpt, self.base = self.base.set_dropout(self.config.dropout), None
+        else:  # resuming: weights come from the run's checkpoint; none drawn from the seed
+            gpt = GPT(self.gpt_config, generator=torch.Generator().manual_seed(0))
         head = ClassificationHead(self.head_config, gpt.config.n_embd)  # drawn from the seed
         self.model = Classifier(gpt, head, self.head_config)
         select_trainable(self.model, self.config)  # LoRA's A drawn from the seed, after it

@@ -247,6 +247,17 @@ class GPT(nn.Module):
         """
         return self._run(token_ids, kv_caches=kv_caches, start_position=start_position)
 
+    def set_dropout(self, rate: float) -> GPT:
+        """Use dropout ``rate`` from now on (the config records it), in place: finetuning a
+        loaded model at another rate needs no second copy of its weights."""
+        self.config = self.config.replace(dropout=rate)  # validates the rate
+        for module in self.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = rate
+            elif isinstance(module, CausalSelfAttention):
+                module.dropout = rate
+        return self
+
     @torch.no_grad()
     def attention_weights(self, token_ids: torch.Tensor) -> list[torch.Tensor]:
         """Each layer's attention weights ``(B, nh, T, T)`` (explicit path, dropout as set)."""

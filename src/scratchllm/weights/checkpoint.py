@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file as save_safetensors_file
 from torch import nn
@@ -219,7 +219,7 @@ def read_checkpoint(
         )
     _check_vocabulary(config, tokenizer, where=str(directory))
     model = GPT(config)
-    model.load_state_dict(_read_weights(directory / WEIGHTS_FILE, model), strict=True)
+    _load_weights_into(directory / WEIGHTS_FILE, model)
     head = None
     if head_config is not None:
         head = ClassificationHead(head_config, config.n_embd)
@@ -332,14 +332,26 @@ def _read_tensors(
     return tensors
 
 
-def _read_weights(path: Path, model: GPT) -> dict[str, torch.Tensor]:
-    tensors = _load_tensors(path)
-    if model.config.tie_weights:
-        tensors[TIED_KEY] = tensors.get("wte.weight")
+def _load_weights_into(path: Path, model: GPT) -> None:
+    """Copy the weights in ``path`` into ``model``, checked first against its names and shapes
+    from the file's header alone, then read one tensor at a time: loading holds the model plus
+    one tensor (not the whole file's bytes and a second copy of every weight besides)."""
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    found = {name: tuple(t.shape) for name, t in tensors.items() if t is not None}
-    _check_shapes(path, found, expected, what="its config")
-    return tensors
+    if model.config.tie_weights:
+        del expected[TIED_KEY]  # stored once, as wte.weight
+    try:
+        with safe_open(path, framework="pt") as weights:
+            names = weights.keys()  # noqa: SIM118 - a safetensors handle, not a dict
+            found = {name: tuple(weights.get_slice(name).get_shape()) for name in names}
+            _check_shapes(path, found, expected, what="its config")
+            state = model.state_dict()
+            with torch.no_grad():
+                for name in found:
+                    state[name].copy_(weights.get_tensor(name))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing; the checkpoint is incomplete") from None
+    except (SafetensorError, ValueError, OSError, RuntimeError) as error:
+        raise CheckpointError(f"{path} is corrupt or truncated ({error})") from None
 
 
 def _check_shapes(
