@@ -153,3 +153,34 @@ def test_convert_refuses_a_folder_that_holds_files_before_working(tmp_path, caps
     )
     assert status == 2 and err.startswith("error: ") and "Traceback" not in err
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_merge_gives_a_plain_checkpoint_that_converts_like_any_other(tmp_path, capsys):
+    from scratchllm.config import GPTConfig, LoRAConfig
+    from scratchllm.finetune.lora import apply_lora
+    from scratchllm.model.gpt import GPT
+
+    tokenizer = BPETokenizer.train(TEXT, 290)
+    config = GPTConfig(
+        vocab_size=tokenizer.vocab_size, context_length=32, n_embd=32, n_head=4, n_layer=2,
+        dropout=0.0, qkv_bias=True, tie_weights=True,
+    )  # fmt: skip
+    model = GPT(config, generator=torch.Generator().manual_seed(5)).eval()
+    apply_lora(model, LoRAConfig(rank=2, alpha=4))
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("lora_B"):
+                parameter.normal_(0.0, 0.3)
+    save_checkpoint(tmp_path / "adapted", model, tokenizer)
+    assert run(capsys, "merge", str(tmp_path / "adapted"), "-o", str(tmp_path / "merged"))[0] == 0
+    merged, _ = load_checkpoint(tmp_path / "merged")
+    assert not any("lora" in name for name in merged.state_dict())
+    ids = torch.tensor([tokenizer.encode(TEXT[:60])])
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids), model(ids), atol=1e-5, rtol=0)
+    assert run(capsys, "convert", "--to", "hf", str(tmp_path / "merged"), "-o",
+               str(tmp_path / "hf"))[0] == 0  # fmt: skip
+    transformers = pytest.importorskip("transformers")
+    exported = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
+    with torch.no_grad():
+        torch.testing.assert_close(exported(ids).logits, model(ids), atol=1e-5, rtol=0)
