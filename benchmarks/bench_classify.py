@@ -23,7 +23,7 @@ accuracies are left out of our timing (the reference does neither).
 the same balanced training split and scored on its test split: what a classifier with no neural
 network at all reaches.
 
-    python benchmarks/bench_classify.py                 # ~25 min on 2 cores
+    python benchmarks/bench_classify.py                 # ~30 min on 2 cores
     python benchmarks/bench_classify.py --steps 20 --only last-block
     python benchmarks/bench_classify.py --baseline-only
 """
@@ -207,6 +207,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", choices=TRAINABLE, help="one trainable set only")
     parser.add_argument("--baseline-only", action="store_true", help="naive Bayes only")
+    parser.add_argument(
+        "--quick", action="store_true", help="a few steps, last block only (a smoke test)"
+    )
     parser.add_argument("--child", nargs=4, metavar=("PEER", "TRAINABLE", "STEPS", "WORKDIR"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
@@ -225,6 +228,8 @@ def main() -> None:
                   "accuracy " + ", ".join(f"{n} {v:.2%}" for n, v in accuracy.items()))  # fmt: skip
     if args.baseline_only:
         return
+    if args.quick:
+        args.steps, args.lora_steps, args.only = 4, 2, "last-block"
     load_before = load_average()
     workdir = tempfile.mkdtemp(prefix="bench-classify-run-")
     print(f"gpt2-small classifier, batch 8, {args.threads} threads; {os.uname().machine}")
