@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from scratchllm.cli import options
 from scratchllm.cli.config_flags import add_config_flags, given_fields
@@ -35,14 +34,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "(or --config configs/sms-spam-gpt2-small.toml), then scratchllm classify --checkpoint "
         'out/runs/NAME "You won a prize! Call now"',
     )
-    classify.add_argument("--config", type=Path, metavar="FILE", help="a TOML run config")
-    classify.add_argument(
-        "--resume",
-        type=Path,
-        metavar="RUN_DIR",
-        help="continue the run in RUN_DIR exactly from its last checkpoint",
-    )
-    classify.add_argument("--no-progress", action="store_true", help="no progress bar")
+    options.add_run_options(classify)
     add_config_flags(classify.add_argument_group("run options (ClassifyConfig fields)"),
                      ClassifyConfig)  # fmt: skip
     classify.set_defaults(run=run_finetune_classify)
@@ -72,16 +64,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def classify_config(args: argparse.Namespace) -> ClassifyConfig:
     """Defaults < --config file (or the resumed run's train.toml) < flags."""
-    from scratchllm.train.run_dir import read_run_config
-
-    if args.resume is not None:
-        if args.config is not None:
-            raise ScratchLLMError("--resume reads the run's own train.toml; drop --config")
-        base = read_run_config(args.resume, ClassifyConfig)
-    elif args.config is not None:
-        base = ClassifyConfig.from_toml(args.config)
-    else:
-        base = ClassifyConfig()
+    base = options.base_run_config(args, ClassifyConfig)
     given = given_fields(args, ClassifyConfig)
     lora_flags = sorted(name for name in given if name.startswith("lora_"))
     config = base.replace(**given)

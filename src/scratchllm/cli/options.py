@@ -15,9 +15,12 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from scratchllm.config import DEFAULT_CORPUS, TrainConfig
 from scratchllm.errors import ScratchLLMError
+
+C = TypeVar("C")  # a RunOptions subclass
 
 DEFAULT_RUNS = Path(TrainConfig.__dataclass_fields__["out_dir"].default)  # where runs go
 # the names weights/hub.py resolves (kept here too: the parser must not import huggingface_hub;
@@ -292,3 +295,39 @@ def describe_os_error(error: OSError) -> str:
 def slug(name: str) -> str:
     """A folder name for a corpus name or path."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name).name) or "corpus"
+
+
+# ---- training runs ------------------------------------------------------------------------------
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """``--config``, ``--resume`` and ``--no-progress``: what every training command takes."""
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help="a TOML run config (see configs/)"
+    )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its last checkpoint: same data, model, "
+        "optimizer state, data order and random state, so the losses are those of an "
+        "uninterrupted run. Flags may only change how long it runs and how it reports. "
+        "(To start a NEW run from a model's weights, use --init-from.)",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (evaluations still print)"
+    )
+
+
+def base_run_config(args: argparse.Namespace, config_class: type[C]) -> C:
+    """The config the flags then change: the resumed run's own ``train.toml``, else
+    ``--config FILE``, else the defaults."""
+    from scratchllm.train.run_dir import read_run_config
+
+    if args.resume is not None:
+        if args.config is not None:
+            raise ScratchLLMError("--resume reads the run's own train.toml; drop --config")
+        return read_run_config(args.resume, config_class)
+    if args.config is not None:
+        return config_class.from_toml(args.config)
+    return config_class()

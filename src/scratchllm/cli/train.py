@@ -31,21 +31,7 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         "--resume continues the run exactly. Data-parallel: torchrun --nproc_per_node N -m "
         "scratchllm train ... (each process reads its own share of every batch).",
     )
-    train.add_argument(
-        "--config", type=Path, metavar="FILE", help="a TOML run config (see configs/)"
-    )
-    train.add_argument(
-        "--resume",
-        type=Path,
-        metavar="RUN_DIR",
-        help="continue the run in RUN_DIR from its last checkpoint: same data, model, "
-        "optimizer state, data order and random state, so the losses are those of an "
-        "uninterrupted run. Flags may only change how long it runs and how it reports. "
-        "(To start a NEW run from a model's weights, use --init-from.)",
-    )
-    train.add_argument(
-        "--no-progress", action="store_true", help="no progress bar (evaluations still print)"
-    )
+    options.add_run_options(train)
     defaults = TrainConfig()
     add_config_flags(
         train.add_argument_group("run options (TrainConfig fields)"),
@@ -100,16 +86,7 @@ def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
 
 def _train_config(args: argparse.Namespace):
     """Defaults < --config file (or the resumed run's train.toml) < flags."""
-    from scratchllm.train.run_dir import read_run_config
-
-    if args.resume is not None:
-        if args.config is not None:
-            raise ScratchLLMError("--resume reads the run's own train.toml; drop --config")
-        base = read_run_config(args.resume, TrainConfig)
-    elif args.config is not None:
-        base = TrainConfig.from_toml(args.config)
-    else:
-        base = TrainConfig()
+    base = options.base_run_config(args, TrainConfig)
     changes = given_fields(args, TrainConfig)
     overrides = given_fields(args, GPTConfig, dest_prefix=_OVERRIDE_PREFIX)
     if overrides:
