@@ -23,7 +23,7 @@ metrics and DDP without writing any of it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,16 +174,3 @@ class Objective:
 def split_for_rank(indices: np.ndarray, context: RunContext) -> np.ndarray:
     """This process's share of ``indices`` (every world_size-th, from its rank)."""
     return indices[context.rank :: context.world_size]
-
-
-def mean_over(
-    batches: Sequence[Batch], sums: Callable[[Batch], tuple[float, float]], context: RunContext
-) -> float:
-    """A mean over examples split across processes: ``sums(batch)`` gives ``(total, count)``
-    for one batch; totals and counts are summed over batches and processes, then divided."""
-    total, count = 0.0, 0.0
-    for batch in batches:
-        batch_total, batch_count = sums(batch)
-        total, count = total + batch_total, count + batch_count
-    total, count = context.reduce_sum([total, count])
-    return total / count
