@@ -83,3 +83,28 @@ def test_a_prompt_longer_than_the_window_is_one_warning_line(untrained_checkpoin
         f"warning: the prompt has {count} tokens but the model sees at most 128; keeping its "
         "last 128\n"
     )
+
+
+def test_an_instruction_checkpoint_is_prompted_in_its_format(
+    untrained_checkpoint, tmp_path, capsys
+):
+    import torch
+
+    from scratchllm.finetune.prompts import PROMPT_FORMATS
+    from scratchllm.generate import SamplingConfig, generate_with_config
+    from scratchllm.weights.checkpoint import load_checkpoint, save_checkpoint
+
+    model, tokenizer = load_checkpoint(untrained_checkpoint)
+    save_checkpoint(tmp_path / "instruct", model, tokenizer, prompt_format="phi3")
+    argv = ["generate", "--checkpoint", str(tmp_path / "instruct"), "--prompt", "Name a cat.",
+            "--input", "the mat", "--max-new-tokens", "6"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    prompt = PROMPT_FORMATS["phi3"].prompt("Name a cat.", "the mat")
+    torch.manual_seed(0)
+    expected = "".join(generate_with_config(model, tokenizer, prompt,
+                                            SamplingConfig(max_new_tokens=6))).strip()  # fmt: skip
+    assert out == expected + "\n"
+    assert main([*argv[:-4], "--raw"]) == 0  # --raw continues the text as it is
+    raw = capsys.readouterr().out
+    assert raw.startswith("Name a cat.")
