@@ -501,11 +501,10 @@ class ClassificationDataOptions:
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
 
 
-def _default(name: str, default: Any) -> Any:
-    """A ``RunOptions`` field redeclared with another default, keeping its help."""
-    return dataclasses.field(
-        default=default, metadata=RunOptions.__dataclass_fields__[name].metadata
-    )
+def _default(name: str, default: Any, source: type = RunOptions) -> Any:
+    """A field of ``source`` (``RunOptions``, or another options class) redeclared with another
+    default, keeping its help."""
+    return dataclasses.field(default=default, metadata=source.__dataclass_fields__[name].metadata)
 
 
 TRAINABLE_CHOICES = ("last-block", "last:N", "all", "head", "lora")
@@ -604,6 +603,184 @@ class ClassifyConfig(RunOptions, ClassificationDataOptions):
             targets=targets + (("head",) if self.lora_head else ()),
             split_qkv=self.lora_split_qkv,
         )
+
+
+BATCHINGS = ("pad", "group", "pack")
+LOGPROB_REDUCTIONS = ("mean", "sum")
+
+
+@dataclass(frozen=True)
+class InstructionOptions:
+    """What instruction tuning and preference tuning share: the starting model, the data, the
+    prompt format, how examples become batches, and what trains. TOML has no null: "not set"
+    is ``""`` or ``0``."""
+
+    init_from: str = _option(
+        "gpt2-medium",
+        "pretrained checkpoint: gpt2, gpt2-medium, ... (downloaded), a checkpoint folder or a "
+        "run folder",
+    )
+    data: str = _option(
+        "instruction-data",
+        "instruction data: 'instruction-data' (the walkthrough's 1,100 examples, downloaded "
+        "once) or a JSON / JSONL file of {instruction, input, output}; split 85/10/5 into "
+        "train/test/val as the walkthrough does",
+    )
+    prompt_format: str = _option(
+        "",
+        "how an instruction becomes model text: alpaca, phi3; '' = the starting checkpoint's, "
+        "else alpaca",
+    )
+    max_length: int = _option(
+        1024, "truncate each example to N tokens (the walkthrough's allowed_max_length); "
+        "0 = the model's context length",
+    )  # fmt: skip
+    batching: str = _option(
+        "pack",
+        "how examples become batches: 'pad' (shuffled, padded to the batch's longest: the "
+        "walkthrough's), 'group' (batches of similar lengths: less padding), 'pack' (also "
+        "packs each batch's examples into as few rows as fit max_length, attention kept "
+        "inside each example); the loss of a batch is the same in all three",
+        choices=BATCHINGS,
+    )
+    dropout: float = _option(0.0, "dropout while finetuning (the walkthrough's 0.0)")
+    lora_rank: int = _option(
+        0, "train LoRA adapters of this rank on every linear layer instead of all weights; 0 = off"
+    )
+    lora_alpha: float = _option(16.0, "LoRA alpha; the update is scaled by alpha / rank")
+    sample_tokens: int = _option(
+        50, "tokens of the greedy response to the first validation instruction printed at "
+        "each evaluation; 0 = none",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise ConfigError("data must name a dataset or a JSON / JSONL file")
+        if self.batching not in BATCHINGS:
+            raise ConfigError(f"batching must be one of {BATCHINGS}, got {self.batching!r}")
+        for name in ("max_length", "lora_rank", "sample_tokens"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.prompt_format:
+            from scratchllm.finetune.prompts import get_prompt_format
+
+            get_prompt_format(self.prompt_format)
+        self.lora_config()
+
+    def lora_config(self) -> LoRAConfig | None:
+        """Adapters on every linear layer of the blocks (and none on the tied output head),
+        or None when ``lora_rank`` is 0: every weight trains."""
+        if self.lora_rank == 0:
+            return None
+        targets = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+        return LoRAConfig(rank=self.lora_rank, alpha=self.lora_alpha, targets=targets)
+
+
+@dataclass(frozen=True)
+class InstructConfig(RunOptions, InstructionOptions):
+    """One instruction-finetuning run (supervised finetuning): a pretrained GPT trained to
+    produce each example's output after its prompt, with the shared ``RunOptions``.
+
+    The defaults are the walkthrough's chapter 7: GPT-2 medium, AdamW at lr 5e-5 with weight
+    decay 0.1, batch 8, 2 epochs, no warmup, decay or clipping, seed 123, examples cut to 1,024
+    tokens. It evaluates every 5 steps; we evaluate every 25 (an evaluation also saves a
+    checkpoint: 4 GB at gpt2-medium with the optimizer's state).
+
+    >>> InstructConfig(batching="sorted")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    scratchllm.errors.ConfigError: batching must be one of (...), got 'sorted'
+    """
+
+    seed: int = _default("seed", 123)
+    batch_size: int = _default("batch_size", 8)
+    max_steps: int = _default("max_steps", 0)
+    epochs: float = _default("epochs", 2.0)
+    lr: float = _default("lr", 5e-5)
+    min_lr: float = _default("min_lr", 5e-5)
+    warmup_steps: int = _default("warmup_steps", 0)
+    schedule: str = _default("schedule", "constant")
+    beta2: float = _default("beta2", 0.999)
+    grad_clip: float = _default("grad_clip", 0.0)
+    eval_every: int = _default("eval_every", 25)
+    eval_batches: int = _default("eval_batches", 5)
+    mask_prompt: bool = _option(
+        False,
+        "leave the prompt's tokens (instruction and input) out of the loss: only the response "
+        "is learned (the walkthrough's exercise 7.2)",
+    )
+
+    def __post_init__(self) -> None:
+        RunOptions.__post_init__(self)
+        InstructionOptions.__post_init__(self)
+        if not self.init_from:
+            raise ConfigError("init_from must name a pretrained checkpoint (e.g. gpt2-medium)")
+
+
+@dataclass(frozen=True)
+class DPOConfig(RunOptions, InstructionOptions):
+    """One preference-tuning run (DPO): an instruction-tuned GPT (the policy) learns to prefer
+    each example's ``chosen`` response over its ``rejected`` one, relative to a frozen copy of
+    where it started (the reference).
+
+    The defaults are the walkthrough's DPO notebook: AdamW at lr 5e-6 with weight decay 0.01,
+    batch 8, 1 epoch, beta 0.1, each response's log-probability the mean over its tokens, the
+    prompt's tokens masked, seed 123. There is no default ``init_from``: it is your
+    instruction-tuned checkpoint (``require_init_from`` says so before a run starts).
+    """
+
+    seed: int = _default("seed", 123)
+    batch_size: int = _default("batch_size", 8)
+    max_steps: int = _default("max_steps", 0)
+    epochs: float = _default("epochs", 1.0)
+    lr: float = _default("lr", 5e-6)
+    min_lr: float = _default("min_lr", 5e-6)
+    warmup_steps: int = _default("warmup_steps", 0)
+    schedule: str = _default("schedule", "constant")
+    weight_decay: float = _default("weight_decay", 0.01)
+    beta2: float = _default("beta2", 0.999)
+    grad_clip: float = _default("grad_clip", 0.0)
+    eval_every: int = _default("eval_every", 25)
+    eval_batches: int = _default("eval_batches", 5)
+    init_from: str = _option(
+        "", "the instruction-tuned checkpoint to start from (a run or checkpoint folder); required"
+    )
+    batching: str = _default("batching", "group", InstructionOptions)
+    data: str = _option(
+        "instruction-preference",
+        "preference data: 'instruction-preference' (the walkthrough's 1,100 examples with "
+        "chosen and rejected responses, downloaded once) or a JSON / JSONL file of "
+        "{instruction, input, output, chosen, rejected}; split 85/10/5 as the walkthrough does",
+    )
+    beta: float = _option(
+        0.1, "how far the policy may move from the reference (DPO's beta; the walkthrough's 0.1)"
+    )
+    logprob: str = _option(
+        "mean",
+        "a response's log-probability: 'mean' over its tokens (the walkthrough's) or 'sum' "
+        "(the DPO paper's)",
+        choices=LOGPROB_REDUCTIONS,
+    )
+
+    def __post_init__(self) -> None:
+        RunOptions.__post_init__(self)
+        InstructionOptions.__post_init__(self)
+        if not self.beta > 0 or not math.isfinite(self.beta):
+            raise ConfigError(f"beta must be a positive number, got {self.beta}")
+        if self.logprob not in LOGPROB_REDUCTIONS:
+            raise ConfigError(
+                f"logprob must be one of {LOGPROB_REDUCTIONS}, got {self.logprob!r}"
+            )
+
+    def require_init_from(self) -> None:
+        """A clear error when no starting checkpoint is given."""
+        if not self.init_from:
+            raise ConfigError(
+                "init_from must name the instruction-tuned checkpoint to start from "
+                "(e.g. --init-from out/runs/NAME of a `scratchllm finetune instruct` run)"
+            )
 
 
 def train_field_names() -> list[str]:

@@ -15,6 +15,7 @@ batch_size)`` of each global batch. The global batch is the same as one process 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,9 @@ class BatchPlan:
     batch_size: int
     world_size: int = 1
     seed: int = 0
+    # the order of an epoch's windows, ``order(epoch)``: a permutation of range(num_windows);
+    # None = ``epoch_order`` (an objective may group examples of similar lengths instead)
+    order: Callable[[int], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if self.batches_per_epoch == 0:
@@ -73,7 +77,10 @@ class BatchPlan:
     def window_indices(self, micro_batch: int, *, rank: int = 0) -> np.ndarray:
         """The indices of the windows process ``rank`` reads in micro-batch ``micro_batch``."""
         epoch, index = self.position(micro_batch)
-        order = epoch_order(self.num_windows, seed=self.seed, epoch=epoch)
+        if self.order is None:
+            order = epoch_order(self.num_windows, seed=self.seed, epoch=epoch)
+        else:
+            order = self.order(epoch)
         start = index * self.global_batch_size + rank * self.batch_size
         return order[start : start + self.batch_size]
 

@@ -93,6 +93,13 @@ class Objective:
         """The data's log line at the start (examples, windows, splits)."""
         return f"{self.num_examples:,} training examples"
 
+    def epoch_order(self, seed: int, global_batch_size: int) -> Callable[[int], np.ndarray] | None:
+        """The order of each epoch's examples, ``order(epoch) -> permutation``, which the batch
+        plan cuts into global batches of ``global_batch_size``; None (the default) = a plain
+        shuffle (``batches.epoch_order``). Must be a pure function of its arguments and the
+        data, so that a resumed run reads what the uninterrupted one would have."""
+        return None
+
     def batch(self, indices: np.ndarray) -> Batch:
         """The training examples ``indices`` as one micro-batch (CPU tensors)."""
         raise NotImplementedError

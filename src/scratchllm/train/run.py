@@ -192,9 +192,11 @@ class Run:
     def _plan_batches(self) -> None:
         """Batches, accumulation and the step count."""
         config, objective = self.config, self.objective
+        world_size = self.context.world_size
         self.plan = BatchPlan(
-            objective.num_examples, config.batch_size, self.context.world_size, seed=config.seed
-        )
+            objective.num_examples, config.batch_size, world_size, seed=config.seed,
+            order=objective.epoch_order(config.seed, config.batch_size * world_size),
+        )  # fmt: skip
         tokens_per_micro_batch = self.plan.global_batch_size * objective.tokens_per_example
         self.accumulation = accumulation_steps(config.tokens_per_step, tokens_per_micro_batch)
         self.tokens_per_step = tokens_per_micro_batch * self.accumulation
