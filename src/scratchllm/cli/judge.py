@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         what="JSON file for each response's score and the judge's raw reply",
         default_text="none: only the summary is printed",
     )
-    judge.add_argument("--no-progress", action="store_true", help="no progress bar")
+    judge.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (there is none off a terminal)"
+    )
     add_config_flags(judge.add_argument_group("the judge (JudgeConfig fields)"), JudgeConfig)
     judge.set_defaults(run=run_judge)
 
@@ -85,7 +88,9 @@ def run_judge(args: argparse.Namespace) -> int:
     entries = read_responses(args.responses, response_key=args.response_key)
     if args.output is not None:
         options.check_output_file(args.output, example="scores.json")
-    report = judge_responses(entries, ChatClient(config), show_progress=not args.no_progress)
+    report = judge_responses(
+        entries, ChatClient(config), show_progress=not args.no_progress and sys.stderr.isatty()
+    )
     for item in report.items:
         if item.score is None:
             reply = " ".join((item.reply or "").split())
