@@ -8,4 +8,5 @@
 - ``inference.py``               texts -> label probabilities with a finetuned classifier
 - ``lora.py``                    low-rank adapters on the GPT's linear layers, GPT-2 names kept
 - ``prompts.py``                 prompt formats as data (Alpaca, Phi-3), stored in checkpoints
+- ``text_scores.py``             exact match and ROUGE-L of responses against references (no judge)
 """
