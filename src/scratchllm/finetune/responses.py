@@ -19,9 +19,9 @@ from torch import nn
 from scratchllm.config import SamplingConfig
 from scratchllm.finetune.prompts import PromptFormat
 from scratchllm.generate import generate_with_config
+from scratchllm.judge import DEFAULT_RESPONSE_KEY as RESPONSE_KEY  # "model_response"
 from scratchllm.tokenizer import Tokenizer
 
-RESPONSE_KEY = "model_response"  # the walkthrough's key in instruction-data-with-response.json
 DEFAULT_MAX_NEW_TOKENS = 256  # the walkthrough's for its test responses
 
 
