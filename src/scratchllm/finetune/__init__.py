@@ -1,4 +1,4 @@
-"""Finetuning a pretrained GPT: labelled data for classification, LoRA adapters, prompt formats.
+"""Finetuning a pretrained GPT: classification, instructions, LoRA adapters, prompt formats.
 
 - ``labelled.py``                labelled text from CSV, TSV, JSONL or the named ``sms-spam``
 - (``config.ClassificationDataOptions``: where a classifier's data comes from, how it is prepared)
@@ -8,4 +8,6 @@
 - ``inference.py``               texts -> label probabilities with a finetuned classifier
 - ``lora.py``                    low-rank adapters on the GPT's linear layers, GPT-2 names kept
 - ``prompts.py``                 prompt formats as data (Alpaca, Phi-3), stored in checkpoints
+- ``instructions.py``            instruction entries from JSON / JSONL or a named dataset; the split
+- ``instruction_batches.py``     tokenized instructions, the padding collate, length grouping, packing
 """
