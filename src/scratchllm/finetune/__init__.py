@@ -9,5 +9,5 @@
 - ``lora.py``                    low-rank adapters on the GPT's linear layers, GPT-2 names kept
 - ``prompts.py``                 prompt formats as data (Alpaca, Phi-3), stored in checkpoints
 - ``instructions.py``            instruction entries from JSON / JSONL or a named dataset; the split
-- ``instruction_batches.py``     tokenized instructions, the padding collate, length grouping, packing
+- ``instruction_batches.py``     tokenized instructions; padding collate, length grouping, packing
 """
