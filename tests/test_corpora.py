@@ -359,13 +359,13 @@ def test_sms_spam_is_extracted_from_its_zip_verified_and_cached(
     # the UCI archive holds the data and a readme
     server.routes["/sms.zip"] = Route(zip_of({"SMSSpamCollection": sms_bytes, "readme": b"hi"}))
     serve_sms_spam_from(monkeypatch, server.url("/sms.zip"))
-    assert {info.name: info.cached for info in corpora.list_datasets()} == {"sms-spam": False}
+    assert {info.name: info.cached for info in corpora.list_datasets()}["sms-spam"] is False
 
     path = corpora.dataset_path("sms-spam")
     assert path == cache / "SMSSpamCollection"
     assert cache_contents(cache) == [path], "only the member stays; the zip is gone"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == SMS_SPAM_SHA256
-    assert corpora.list_datasets()[0].cached is True
+    assert {info.name: info.cached for info in corpora.list_datasets()}["sms-spam"] is True
 
     assert corpora.dataset_path("sms-spam") == path
     assert server.requests == ["/sms.zip"], "the second call must come from the cache"
@@ -426,3 +426,68 @@ def test_zip_without_the_member_or_not_a_zip_raises_and_leaves_nothing(
 def test_unknown_dataset_names_the_known_ones() -> None:
     with pytest.raises(CorpusError, match="no dataset named 'sms'; named datasets are sms-spam"):
         corpora.dataset_path("sms")
+
+
+# --- datasets: plain checksummed files (the instruction data) ----------------------------------
+
+INSTRUCTION_FILES = {
+    "instruction-data": (
+        "instruction-data.json",
+        "7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944",
+        "ch07/01_main-chapter-code/instruction-data.json",
+    ),
+    "instruction-preference": (
+        "instruction-data-with-preference.json",
+        "305315abf14f65fa42c01a0877572f832606571c2a7d49f152ac1d758b16756e",
+        "ch07/04_preference-tuning-with-dpo/instruction-data-with-preference.json",
+    ),
+}
+
+
+def test_instruction_registry_entries_are_the_walkthroughs_files() -> None:
+    for name, (filename, sha256, path) in INSTRUCTION_FILES.items():
+        remote = corpora.DATASETS[name]
+        assert isinstance(remote, corpora.RemoteText)  # a plain file, not a zip member
+        assert (
+            remote.url == f"https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/{path}"
+        )
+        assert (remote.filename, remote.sha256) == (filename, sha256)
+
+
+@pytest.mark.parametrize("name", list(INSTRUCTION_FILES))
+def test_instruction_datasets_download_verify_and_cache(
+    name: str,
+    server: LocalServer,
+    cache: Path,
+    shared_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    filename, sha256, _ = INSTRUCTION_FILES[name]
+    data = (shared_data / filename).read_bytes()
+    server.routes["/data.json"] = Route(data)
+    monkeypatch.setitem(
+        corpora.DATASETS, name, dataclasses.replace(corpora.DATASETS[name], url=server.url("/d"))
+    )
+    with pytest.raises(DownloadError, match="HTTP 404"):  # a wrong URL: one clear line
+        corpora.dataset_path(name)
+    assert cache_contents(cache) == []
+    monkeypatch.setitem(
+        corpora.DATASETS,
+        name,
+        dataclasses.replace(corpora.DATASETS[name], url=server.url("/data.json")),
+    )
+    assert {info.name: info.cached for info in corpora.list_datasets()}[name] is False
+    path = corpora.dataset_path(name)
+    assert path == cache / filename and hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+    assert cache_contents(cache) == [path]
+    assert {info.name: info.cached for info in corpora.list_datasets()}[name] is True
+    assert corpora.dataset_path(name) == path
+    assert server.requests == ["/d", "/data.json"], "the second call must come from the cache"
+
+    path.write_bytes(data[:100])  # a truncated copy is fetched again
+    assert corpora.dataset_path(name).read_bytes() == data
+    server.routes["/data.json"] = Route(data.replace(b"instruction", b"Instruction", 1))
+    path.unlink()
+    with pytest.raises(DownloadError, match=f"expected sha256 {sha256}"):
+        corpora.dataset_path(name)
+    assert cache_contents(cache) == []

@@ -10,10 +10,13 @@
 - a **local** text file, a directory (its ``.txt`` and ``.md`` files, recursively, hidden ones
   skipped) or a glob (``"notes/*.md"``, taken as matched), one document per file.
 
-Named **datasets** (``DATASETS``; ``sms-spam``, the labelled messages of classification
-finetuning) are files rather than text: ``dataset_path(name)`` downloads one the same way
-(a file inside a zip here: the zip is fetched, the member extracted and checked against its
-pinned SHA-256) and returns its path in the cache; ``finetune/labelled.py`` reads it.
+Named **datasets** (``DATASETS``) are files rather than text, each read by the task that uses
+it: ``sms-spam``, the labelled messages of classification finetuning (``finetune/labelled.py``),
+and ``instruction-data`` / ``instruction-preference``, the walkthrough's 1,100 Alpaca-format
+instructions without and with preferred and rejected answers (``finetune/instructions.py``).
+``dataset_path(name)`` downloads one the same way as a corpus (a plain file, or a file inside
+a zip: the zip is fetched, the member extracted and checked against its pinned SHA-256) and
+returns its path in the cache.
 
 Documents come in a fixed order (sorted names), so the same spec always gives the same text.
 Local files must be UTF-8 unless ``errors="replace"``; their bytes are decoded as they are
@@ -138,9 +141,10 @@ DOWNLOADS: dict[str, RemoteText] = {
 }
 
 
-# Downloadable datasets by name: files a task reads in its own format (finetune/labelled.py),
-# not text corpora. Tests point a URL at a local server by replacing an entry.
-DATASETS: dict[str, RemoteZipMember] = {
+# Downloadable datasets by name: files a task reads in its own format (finetune/labelled.py,
+# finetune/instructions.py), not text corpora. Tests point a URL at a local server by replacing
+# an entry.
+DATASETS: dict[str, RemoteText | RemoteZipMember] = {
     "sms-spam": RemoteZipMember(
         description=(
             "the SMS Spam Collection (Almeida & Hidalgo, UCI, CC BY 4.0): 5,574 text messages "
@@ -150,6 +154,30 @@ DATASETS: dict[str, RemoteZipMember] = {
         member="SMSSpamCollection",
         sha256="7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d",
         filename="SMSSpamCollection",
+    ),
+    "instruction-data": RemoteText(
+        description=(
+            "1,100 instruction/input/output examples in the Alpaca format, the walkthrough's "
+            "instruction-finetuning data (chapter 7); downloaded once, cached"
+        ),
+        url=(
+            "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/"
+            "ch07/01_main-chapter-code/instruction-data.json"
+        ),
+        sha256="7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944",
+        filename="instruction-data.json",
+    ),
+    "instruction-preference": RemoteText(
+        description=(
+            "the same 1,100 instructions, each with a 'chosen' and a 'rejected' answer, the "
+            "walkthrough's preference-tuning (DPO) data; downloaded once, cached"
+        ),
+        url=(
+            "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/"
+            "ch07/04_preference-tuning-with-dpo/instruction-data-with-preference.json"
+        ),
+        sha256="305315abf14f65fa42c01a0877572f832606571c2a7d49f152ac1d758b16756e",
+        filename="instruction-data-with-preference.json",
     ),
 }
 
@@ -418,7 +446,10 @@ def dataset_path(name: str) -> Path:
         ) from None
     path = cache_dir() / remote.filename
     if not (path.is_file() and _file_sha256(path) == remote.sha256):
-        download_zip_member(remote.url, remote.member, path, sha256=remote.sha256)
+        if isinstance(remote, RemoteZipMember):
+            download_zip_member(remote.url, remote.member, path, sha256=remote.sha256)
+        else:
+            download(remote.url, path, sha256=remote.sha256)
     return path
 
 

@@ -36,6 +36,12 @@ class LabelledDataError(ScratchLLMError):
     together; the message names the file and line."""
 
 
+class InstructionDataError(ScratchLLMError):
+    """An instruction file (JSON or JSONL entries with ``instruction``, ``input`` and
+    ``output``) is missing or malformed, or too small to split; the message names the file and
+    the entry."""
+
+
 class DataFormatError(ScratchLLMError):
     """A token file is corrupt, truncated, or was made with another tokenizer."""
 

@@ -18,6 +18,8 @@ def test_corpora_lists_the_named_corpora(capsys):
         assert name in out
     assert "* python-docs" in out  # the default is marked
     assert "labelled datasets" in out and "  sms-spam " in out
+    instructions = out[out.index("instruction datasets") :]
+    assert "  instruction-data " in instructions and "  instruction-preference " in instructions
 
 
 def test_train_tokenizer_then_tokenize_json(tmp_path, corpus_file, capsys):

@@ -100,9 +100,17 @@ def run_corpora(args: argparse.Namespace) -> None:
         marker = "*" if info.name == DEFAULT_CORPUS else " "
         print(f"{marker} {info.name:<14} {info.source:<9} {info.description}")
     print("(* default; any text file, folder or glob of .txt/.md files also works as --corpus)")
+    from scratchllm.finetune.labelled import NAMED_DATASETS as LABELLED
+
+    datasets = list_datasets()
     print("labelled datasets (`finetune classify --data`):")
-    for info in list_datasets():
-        print(f"  {info.name:<14} {info.source:<9} {info.description}")
+    for info in datasets:
+        if info.name in LABELLED:
+            print(f"  {info.name:<22} {info.source:<9} {info.description}")
+    print("instruction datasets (instruction finetuning and preference tuning):")
+    for info in datasets:
+        if info.name not in LABELLED:
+            print(f"  {info.name:<22} {info.source:<9} {info.description}")
 
 
 def run_train_tokenizer(args: argparse.Namespace) -> None:

@@ -7,7 +7,7 @@
 - ``kv_cache.py``: the preallocated key/value cache used by generation
 """
 
-from scratchllm.model.attention import CausalSelfAttention
+from scratchllm.model.attention import CausalSelfAttention, document_causal_mask
 from scratchllm.model.attention_steps import (
     CausalAttention,
     MultiHeadAttention,
@@ -17,7 +17,16 @@ from scratchllm.model.attention_steps import (
     causal_mask,
 )
 from scratchllm.model.embeddings import InputEmbeddings
-from scratchllm.model.gpt import GELU, GPT, MLP, Block, LayerNorm, describe_model, num_parameters
+from scratchllm.model.gpt import (
+    GELU,
+    GPT,
+    MLP,
+    Block,
+    LayerNorm,
+    describe_model,
+    document_positions,
+    num_parameters,
+)
 from scratchllm.model.kv_cache import KVCache
 
 __all__ = [
@@ -36,5 +45,7 @@ __all__ = [
     "SelfAttentionV2",
     "causal_mask",
     "describe_model",
+    "document_causal_mask",
+    "document_positions",
     "num_parameters",
 ]

@@ -20,6 +20,13 @@ attend to ``S = start_position + T`` keys, and query i sits at position ``start_
 is only right when ``T == S``; for a multi-token step after a cached prefix we pass the
 bottom-right-aligned ``causal_mask(T, S)`` instead, and a single new token needs no mask.
 
+**Packed rows** (several examples in one row, as instruction finetuning packs them) pass
+``allowed``: a ``(B, 1, T, T)`` boolean mask, True where a query may attend to a key (SDPA's
+convention, the opposite of ``causal_mask``'s), that replaces the causal mask on both paths.
+``document_causal_mask(document_ids)`` builds the block-diagonal causal one: each token sees
+only the earlier tokens of its own example, so a packed example's outputs are those it gets
+alone. Without it nothing changes: the fast path stays the ``is_causal=True`` call.
+
 Shapes: ``B`` batch, ``T`` new tokens, ``S`` keys (cached + new), ``C`` = n_embd, ``nh`` heads,
 ``hs`` = C / nh.
 """
@@ -44,6 +51,27 @@ if TYPE_CHECKING:
     from scratchllm.model.kv_cache import KVCache
 
 
+def document_causal_mask(document_ids: torch.Tensor) -> torch.Tensor:
+    """``(B, T)`` document ids -> ``(B, 1, T, T)`` booleans, True where query i may attend to
+    key j: ``j <= i`` and both tokens belong to the same document (example).
+
+    Documents are runs of equal ids; give neighbouring runs different ids (a run that comes
+    back later with the same id would see its earlier part). Padding can be one more run: it
+    then attends only to itself, so no query is left with nothing to attend to.
+
+    >>> document_causal_mask(torch.tensor([[0, 0, 1, 1, 1]]))[0, 0].int()
+    tensor([[1, 0, 0, 0, 0],
+            [1, 1, 0, 0, 0],
+            [0, 0, 1, 0, 0],
+            [0, 0, 1, 1, 0],
+            [0, 0, 1, 1, 1]], dtype=torch.int32)
+    """
+    num_tokens = document_ids.shape[-1]
+    same_document = document_ids[:, :, None] == document_ids[:, None, :]  # (B, T, T)
+    causal = torch.ones(num_tokens, num_tokens, dtype=torch.bool, device=document_ids.device)
+    return (same_document & causal.tril())[:, None]  # (B, 1, T, T): one mask for every head
+
+
 def explicit_attention(
     queries: torch.Tensor,
     keys: torch.Tensor,
@@ -51,14 +79,17 @@ def explicit_attention(
     *,
     dropout: float = 0.0,
     training: bool = False,
+    allowed: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Causal attention written out; returns ``(context (B, nh, T, hs), weights (B, nh, T, S))``.
 
     The ``T`` queries are the last ``T`` of the ``S`` key positions (see ``causal_mask``).
+    ``allowed`` (True = may attend, broadcast to ``(B, nh, T, S)``) replaces the causal mask.
     """
     num_queries, num_keys = queries.shape[-2], keys.shape[-2]
     scores = queries @ keys.transpose(-2, -1)  # (B, nh, T, S)
-    mask = causal_mask(num_queries, num_keys).to(scores.device)
+    # mask_scores hides where its mask is True: the opposite of ``allowed``
+    mask = causal_mask(num_queries, num_keys).to(scores.device) if allowed is None else ~allowed
     weights = scaled_attention_weights(mask_scores(scores, mask), queries.shape[-1])
     weights = F.dropout(weights, p=dropout, training=training)
     return weights @ values, weights
@@ -71,10 +102,15 @@ def fast_attention(
     *,
     dropout: float = 0.0,
     training: bool = False,
+    allowed: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The same as ``explicit_attention``'s context, through the fused SDPA kernel."""
     num_queries, num_keys = queries.shape[-2], keys.shape[-2]
     dropout_p = dropout if training else 0.0
+    if allowed is not None:  # packed rows: a block-diagonal causal mask, given
+        return F.scaled_dot_product_attention(
+            queries, keys, values, attn_mask=allowed, dropout_p=dropout_p
+        )
     if num_queries == num_keys:  # no cache, or an empty one: the usual square causal mask
         return F.scaled_dot_product_attention(
             queries, keys, values, dropout_p=dropout_p, is_causal=True
@@ -115,17 +151,19 @@ class CausalSelfAttention(nn.Module):
         kv_cache: KVCache | None = None,
         start_position: int = 0,
         weights_sink: list[torch.Tensor] | None = None,
+        allowed: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Attend causally. With ``kv_cache``, ``x`` holds the tokens at positions
         ``start_position ..`` and earlier keys/values come from the cache (which is updated).
         With ``weights_sink`` (a list), the explicit path runs and appends its weights
-        ``(B, nh, T, S)`` to it.
+        ``(B, nh, T, S)`` to it. ``allowed`` (``(B, 1, T, T)``, True = may attend; see
+        ``document_causal_mask``) replaces the causal mask, for packed rows (no cache).
         """
         batch, num_tokens, _ = x.shape
         queries, keys, values = self._split_heads(self.c_attn(x), batch, num_tokens)
         if kv_cache is not None:
             keys, values = kv_cache.update(start_position, keys, values)  # (B, nh, S, hs)
-        options = {"dropout": self.dropout, "training": self.training}
+        options = {"dropout": self.dropout, "training": self.training, "allowed": allowed}
         if weights_sink is None:
             context = fast_attention(queries, keys, values, **options)
         else:

@@ -27,6 +27,12 @@ so a seed reproduces a model.
 ``num_parameters`` and ``describe_model`` are pure functions of the config: they size
 ``gpt2-xl`` without building it.
 
+**Packed rows.** ``forward(ids, document_ids=...)`` runs several examples in one row, as
+instruction finetuning packs them: each token attends only to the earlier tokens of its own
+example (``attention.document_causal_mask``) and positions restart at 0 for each example
+(``document_positions``), so every example gets exactly the logits it gets alone. Without
+``document_ids`` (and ``positions``) the model runs as before.
+
 Shapes: ``B`` batch, ``T`` tokens, ``C`` n_embd, ``V`` vocab_size.
 """
 
@@ -41,7 +47,7 @@ from torch import nn
 
 from scratchllm.config import GPTConfig
 from scratchllm.errors import ConfigError, DataLengthError
-from scratchllm.model.attention import CausalSelfAttention
+from scratchllm.model.attention import CausalSelfAttention, document_causal_mask
 
 if TYPE_CHECKING:
     from scratchllm.model.kv_cache import KVCache
@@ -135,12 +141,14 @@ class Block(nn.Module):
         kv_cache: KVCache | None = None,
         start_position: int = 0,
         weights_sink: list[torch.Tensor] | None = None,
+        allowed: torch.Tensor | None = None,
     ) -> torch.Tensor:
         attended = self.attn(
             self.ln_1(x),
             kv_cache=kv_cache,
             start_position=start_position,
             weights_sink=weights_sink,
+            allowed=allowed,
         )
         x = x + self.dropout(attended)
         return x + self.dropout(self.mlp(self.ln_2(x)))
@@ -222,6 +230,8 @@ class GPT(nn.Module):
         *,
         kv_caches: list[KVCache] | None = None,
         start_position: int = 0,
+        document_ids: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits ``(B, T, V)`` for ``token_ids`` ``(B, T)`` at positions ``start_position ..``.
 
@@ -229,8 +239,20 @@ class GPT(nn.Module):
         are written to the caches and the attention also sees the cached positions
         ``0 .. start_position - 1``: prefill with ``start_position=0``, then decode one token at
         a time.
+
+        Packed rows: ``document_ids`` ``(B, T)`` says which example each token belongs to
+        (runs of equal ids); a token attends only to earlier tokens of its example, and unless
+        ``positions`` ``(B, T)`` are given they restart at 0 for each example
+        (``document_positions``). ``positions`` alone replace ``start_position ..`` and keep
+        the causal mask. Neither goes with ``kv_caches``.
         """
-        hidden = self._run(token_ids, kv_caches=kv_caches, start_position=start_position)
+        hidden = self._run(
+            token_ids,
+            kv_caches=kv_caches,
+            start_position=start_position,
+            document_ids=document_ids,
+            positions=positions,
+        )
         return self.lm_head(hidden)  # (B, T, V)
 
     def hidden_states(
@@ -239,13 +261,22 @@ class GPT(nn.Module):
         *,
         kv_caches: list[KVCache] | None = None,
         start_position: int = 0,
+        document_ids: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The final hidden states ``(B, T, C)``, after ``ln_f`` and before ``lm_head``.
 
         What a task head reads (a classifier takes one position of it); ``forward`` is
-        ``lm_head(hidden_states(...))``. Takes the same caches and positions as ``forward``.
+        ``lm_head(hidden_states(...))``. Takes the same caches, positions and document ids as
+        ``forward``.
         """
-        return self._run(token_ids, kv_caches=kv_caches, start_position=start_position)
+        return self._run(
+            token_ids,
+            kv_caches=kv_caches,
+            start_position=start_position,
+            document_ids=document_ids,
+            positions=positions,
+        )
 
     def set_dropout(self, rate: float) -> GPT:
         """Use dropout ``rate`` from now on (the config records it), in place: finetuning a
@@ -259,10 +290,19 @@ class GPT(nn.Module):
         return self
 
     @torch.no_grad()
-    def attention_weights(self, token_ids: torch.Tensor) -> list[torch.Tensor]:
-        """Each layer's attention weights ``(B, nh, T, T)`` (explicit path, dropout as set)."""
+    def attention_weights(
+        self, token_ids: torch.Tensor, *, document_ids: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """Each layer's attention weights ``(B, nh, T, T)`` (explicit path, dropout as set);
+        ``document_ids`` as in ``forward``."""
         weights: list[torch.Tensor] = []
-        self._run(token_ids, kv_caches=None, start_position=0, weights_sink=weights)
+        self._run(
+            token_ids,
+            kv_caches=None,
+            start_position=0,
+            weights_sink=weights,
+            document_ids=document_ids,
+        )
         return weights
 
     def _run(
@@ -272,7 +312,11 @@ class GPT(nn.Module):
         kv_caches: list[KVCache] | None,
         start_position: int,
         weights_sink: list[torch.Tensor] | None = None,
+        document_ids: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        if document_ids is not None or positions is not None:
+            return self._run_packed(token_ids, document_ids, positions, kv_caches, weights_sink)
         _, num_tokens = token_ids.shape
         end = start_position + num_tokens
         if start_position < 0 or end > self.config.context_length:
@@ -295,6 +339,50 @@ class GPT(nn.Module):
                 start_position=start_position,
                 weights_sink=weights_sink,
             )
+        return self.ln_f(x)  # (B, T, C)
+
+    def _run_packed(
+        self,
+        token_ids: torch.Tensor,
+        document_ids: torch.Tensor | None,
+        positions: torch.Tensor | None,
+        kv_caches: list[KVCache] | None,
+        weights_sink: list[torch.Tensor] | None,
+    ) -> torch.Tensor:
+        """``_run`` for rows with per-token document ids and / or positions (no cache)."""
+        if kv_caches is not None:
+            raise ConfigError(
+                "document_ids and positions are for whole rows (training, scoring); a KV cache "
+                "decodes one sequence from position start_position, so pass one or the other"
+            )
+        for name, tensor in (("document_ids", document_ids), ("positions", positions)):
+            if tensor is not None and tensor.shape != token_ids.shape:
+                raise ConfigError(
+                    f"{name} must have the shape of the token ids {tuple(token_ids.shape)}, "
+                    f"got {tuple(tensor.shape)}"
+                )
+        derived = positions is None
+        if derived:
+            positions = document_positions(document_ids)
+        # derived positions are below the row length: only a longer row needs its values read
+        # (which waits for the device)
+        longer = token_ids.shape[1] > self.config.context_length
+        if (
+            (longer or not derived)
+            and positions.numel()
+            and not (
+                int(positions.min()) >= 0 and int(positions.max()) < self.config.context_length
+            )
+        ):
+            raise DataLengthError(
+                f"positions {int(positions.min())}..{int(positions.max())} do not fit the "
+                f"context length {self.config.context_length}; keep each example (document) "
+                f"to at most {self.config.context_length} tokens"
+            )
+        allowed = None if document_ids is None else document_causal_mask(document_ids)
+        x = self.drop(self.wte(token_ids) + self.wpe(positions))  # (B, T, C)
+        for block in self.h:
+            x = block(x, weights_sink=weights_sink, allowed=allowed)
         return self.ln_f(x)  # (B, T, C)
 
     def make_kv_caches(
@@ -322,6 +410,22 @@ class GPT(nn.Module):
             )
             for _ in range(config.n_layer)
         ]
+
+
+def document_positions(document_ids: torch.Tensor) -> torch.Tensor:
+    """Each token's position within its document: counting restarts at 0 wherever the id
+    changes along the last dimension, so packed examples get the positions they have alone.
+
+    >>> document_positions(torch.tensor([[7, 7, 7, 3, 3, 9]]))
+    tensor([[0, 1, 2, 0, 1, 0]])
+    """
+    num_tokens = document_ids.shape[-1]
+    index = torch.arange(num_tokens, device=document_ids.device).expand_as(document_ids)
+    starts = torch.ones_like(document_ids, dtype=torch.bool)
+    starts[..., 1:] = document_ids[..., 1:] != document_ids[..., :-1]
+    # the index of the latest start at or before each token
+    start_index = torch.where(starts, index, torch.zeros_like(index)).cummax(dim=-1).values
+    return index - start_index
 
 
 def _fresh(like: torch.Tensor) -> torch.Tensor:
