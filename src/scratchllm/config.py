@@ -632,8 +632,8 @@ class InstructionOptions:
         "else alpaca",
     )
     max_length: int = _option(
-        1024, "truncate each example to N tokens (the walkthrough's allowed_max_length); "
-        "0 = the model's context length",
+        0, "truncate each example to N tokens; 0 = the model's context length (GPT-2's 1,024: "
+        "the walkthrough's allowed_max_length)",
     )  # fmt: skip
     batching: str = _option(
         "pack",
@@ -684,9 +684,9 @@ class InstructConfig(RunOptions, InstructionOptions):
     produce each example's output after its prompt, with the shared ``RunOptions``.
 
     The defaults are the walkthrough's chapter 7: GPT-2 medium, AdamW at lr 5e-5 with weight
-    decay 0.1, batch 8, 2 epochs, no warmup, decay or clipping, seed 123, examples cut to 1,024
-    tokens. It evaluates every 5 steps; we evaluate every 25 (an evaluation also saves a
-    checkpoint: 4 GB at gpt2-medium with the optimizer's state).
+    decay 0.1, batch 8, 2 epochs, no warmup, decay or clipping, seed 123, examples cut to the
+    context length (1,024). It evaluates every 5 steps; we evaluate every 25 (an evaluation
+    also saves a checkpoint: 4 GB at gpt2-medium with the optimizer's state).
 
     >>> InstructConfig(batching="sorted")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -770,9 +770,7 @@ class DPOConfig(RunOptions, InstructionOptions):
         if not self.beta > 0 or not math.isfinite(self.beta):
             raise ConfigError(f"beta must be a positive number, got {self.beta}")
         if self.logprob not in LOGPROB_REDUCTIONS:
-            raise ConfigError(
-                f"logprob must be one of {LOGPROB_REDUCTIONS}, got {self.logprob!r}"
-            )
+            raise ConfigError(f"logprob must be one of {LOGPROB_REDUCTIONS}, got {self.logprob!r}")
 
     def require_init_from(self) -> None:
         """A clear error when no starting checkpoint is given."""

@@ -20,12 +20,11 @@ from scratchllm.model.gpt import GPT
 from scratchllm.tokenizer import BPETokenizer
 from scratchllm.train.objective import RunContext
 from scratchllm.train.run import run_training
+from scratchllm.train.run_dir import resolve_checkpoint
 from scratchllm.weights.checkpoint import read_checkpoint, save_checkpoint
 
-COLOURS = {"grass": "green", "the sky": "blue", "snow": "white", "coal": "black",
-           "a lemon": "yellow", "blood": "red", "an orange": "orange", "a plum": "purple"}  # fmt: skip
-WRONG = {"green": "red", "blue": "yellow", "white": "black", "black": "white", "yellow": "blue",
-         "red": "green", "orange": "purple", "purple": "orange"}  # fmt: skip
+COLOURS = {"grass": "green", "the sky": "blue", "snow": "white", "coal": "black"}
+WRONG = {"green": "red", "blue": "yellow", "white": "pink", "black": "orange"}  # never right
 
 
 def examples(count: int, seed: int = 0) -> list[dict[str, str]]:
@@ -39,22 +38,23 @@ def examples(count: int, seed: int = 0) -> list[dict[str, str]]:
             entry = {"instruction": f"What colour is {thing}?", "input": ""}
         else:
             entry = {"instruction": "Name the colour of the thing.", "input": thing}
-        entries.append({**entry, "output": f"It is {colour}.",
-                        "chosen": f"It is {colour}.", "rejected": f"It is {WRONG[colour]}."})  # fmt: skip
+        answer, wrong = f"It is {colour}.", f"It is {WRONG[colour]}."
+        entries.append({**entry, "output": answer, "chosen": answer, "rejected": wrong})
     return entries
 
 
 @pytest.fixture(scope="module")
 def instructions(tmp_path_factory):
-    """A JSON file of 80 instructions and a tiny GPT with a BPE tokenizer trained on them."""
+    """A JSON file of 120 instructions and a tiny GPT with a BPE tokenizer trained on them."""
     folder = tmp_path_factory.mktemp("instructions")
-    entries = examples(80)
+    entries = examples(120)
     (folder / "colours.json").write_text(json.dumps(entries), encoding="utf-8")
     text = " ".join(f"{e['instruction']} {e['input']} {e['output']} {e['rejected']}"
                     for e in entries)  # fmt: skip
     tokenizer = BPETokenizer.train(
         "Below is an instruction that describes a task. Write a response that appropriately "
-        "completes the request. ### Instruction: ### Input: ### Response: " + text, 400
+        "completes the request. ### Instruction: ### Input: ### Response: " + text,
+        400,
     )
     config = GPTConfig(
         vocab_size=tokenizer.vocab_size, context_length=96, n_embd=32, n_head=4, n_layer=2,
@@ -85,23 +85,21 @@ def context_for(tmp_path) -> RunContext:
 def test_the_cli_finetunes_records_the_format_and_responds(instructions, tmp_path, capsys):
     argv = ["finetune", "instruct", "--init-from", str(instructions / "base"), "--data",
             str(instructions / "colours.json"), "--out-dir", str(tmp_path), "--name", "sft",
-            "--epochs", "6", "--lr", "3e-3", "--min-lr", "3e-3", "--eval-every", "20",
-            "--sample-tokens", "8", "--threads", "1", "--no-progress"]  # fmt: skip
+            "--epochs", "20", "--lr", "3e-3", "--min-lr", "3e-3", "--eval-every", "80",
+            "--mask-prompt", "--sample-tokens", "8", "--threads", "1", "--no-progress"]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "final loss: val" in out
     run_dir = tmp_path / "sft"
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["examples"] == {"train": 68, "val": 4, "test": 8}  # 85 / 10 / 5 of 80
+    assert results["examples"] == {"train": 102, "val": 6, "test": 12}  # 85 / 10 / 5 of 120
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in records if r.get("kind") == "eval"]
     assert evals[-1]["val_loss"] < evals[0]["val_loss"] / 2  # it learned the answers
     assert all("sample" in r for r in evals)
-    checkpoint = read_checkpoint(run_dir)
+    checkpoint = read_checkpoint(resolve_checkpoint(run_dir))
     assert checkpoint.prompt_format == "alpaca"
-    assert checkpoint.metadata.get("task") == "instruct" or "instruct" in json.dumps(
-        checkpoint.metadata
-    )
+    assert "instruct" in json.dumps(checkpoint.metadata)  # the task it was finetuned for
 
     # generate prompts the checkpoint in its format; respond writes the walkthrough's layout
     assert main(["generate", "--checkpoint", str(run_dir), "--prompt", "What colour is snow?",
@@ -113,11 +111,11 @@ def test_the_cli_finetunes_records_the_format_and_responds(instructions, tmp_pat
                  str(instructions / "colours.json"), "-o", str(output), "--max-new-tokens", "8",
                  "--no-progress"]) == 0  # fmt: skip
     responses = json.loads(output.read_text())
-    test_split = examples(80)[68:76]  # the test split: after the first 85%
+    test_split = examples(120)[102:114]  # the test split: after the first 85%
     assert [r["instruction"] for r in responses] == [e["instruction"] for e in test_split]
     assert all(set(r) >= {"instruction", "input", "output", "model_response"} for r in responses)
     right = sum(r["model_response"] == r["output"] for r in responses)
-    assert right >= 4, responses  # the colour follows the thing (chance: 1 in 8)
+    assert right >= 7, responses  # the colour follows the thing (chance: 1 in 4)
     assert all("<|endoftext|>" not in r["model_response"] for r in responses)
 
 
@@ -168,7 +166,7 @@ def test_mask_prompt_leaves_only_the_response_in_the_loss(instructions, tmp_path
 def test_token_loss_is_zero_when_nothing_is_scored():
     logits = torch.randn(1, 3, 5, requires_grad=True)
     loss = token_loss(logits, torch.full((1, 3), IGNORE_INDEX))
-    assert float(loss) == 0.0
+    assert float(loss.detach()) == 0.0
     loss.backward()  # still differentiable: the step goes on
     assert not math.isnan(float(logits.grad.sum()))
 
@@ -180,7 +178,7 @@ def test_lora_instruction_tuning_trains_adapters_only(instructions, tmp_path):
     result = run_training(config, objective, show_progress=False)
     trained = {name for name, p in objective.model.named_parameters() if p.requires_grad}
     assert trained and all(name.endswith(("lora_A", "lora_B")) for name in trained)
-    checkpoint = read_checkpoint(result.run_dir)
+    checkpoint = read_checkpoint(result.checkpoint)
     assert checkpoint.adapters is not None and checkpoint.adapters.rank == 4
     assert checkpoint.prompt_format == "alpaca"
 
@@ -213,7 +211,7 @@ def test_dpo_starts_at_ln2_and_learns_to_prefer_the_chosen_answers(instructions,
     assert (result.run_dir / "rewards.png").is_file()
     results = json.loads((result.run_dir / "results.json").read_text())
     assert set(results["scores"]) == {"val", "test"}
-    assert read_checkpoint(result.run_dir).prompt_format == "alpaca"
+    assert read_checkpoint(result.checkpoint).prompt_format == "alpaca"
 
 
 def test_dpo_needs_a_starting_checkpoint_and_refuses_packing(instructions, tmp_path, capsys):

@@ -179,9 +179,7 @@ def task_config(args: argparse.Namespace, config_class: type[RunOptions]) -> Run
     checkpoint resolved to its folder (what train.toml records)."""
     from scratchllm.finetune.instruct import resolve_start
 
-    config = options.base_run_config(args, config_class).replace(
-        **given_fields(args, config_class)
-    )
+    config = options.base_run_config(args, config_class).replace(**given_fields(args, config_class))
     return resolve_start(config, resuming=args.resume is not None)
 
 
@@ -236,6 +234,7 @@ def run_respond(args: argparse.Namespace) -> None:
     data = load_instructions(args.data)
     entries = data if args.split == "all" else getattr(split_instructions(data), args.split)
     entries = list(entries.entries)[: args.limit or None]
+
     def progress(items):
         from tqdm.auto import tqdm
 

@@ -52,7 +52,12 @@ from scratchllm.finetune.instruct import (
     max_example_length,
     read_splits,
 )
-from scratchllm.finetune.instruction_batches import InstructionBatch, collate, encode_instructions
+from scratchllm.finetune.instruction_batches import (
+    EncodedInstruction,
+    InstructionBatch,
+    collate,
+    encode_instructions,
+)
 from scratchllm.finetune.preference import DPOStep, dpo_loss, sequence_logprobs
 from scratchllm.io import atomic_write_text
 from scratchllm.runtime import autocast
@@ -89,19 +94,20 @@ class PreferenceTuning(InstructionTuning):
         self.max_length = max_example_length(config, start.model.config)
         self.splits = read_splits(config, required=PAIR_KEYS)
         # each split's chosen and rejected sequences: the prompt, then that response
-        self.pairs = {
-            split: {
-                key: encode_instructions(
-                    [{**entry, "output": entry[key]} for entry in getattr(self.splits, split).entries],
-                    self.tokenizer,
-                    self.prompt_format,
-                )
-                for key in PAIR_KEYS
-            }
-            for split in SPLITS
-        }
+        self.pairs = {split: self._encode_pairs(split) for split in SPLITS}
         self.world_size = context.world_size
         self.reference: nn.Module | None = None
+
+    def _encode_pairs(self, split: str) -> dict[str, list[EncodedInstruction]]:
+        entries = getattr(self.splits, split).entries
+        return {
+            key: encode_instructions(
+                [{**entry, "output": entry[key]} for entry in entries],
+                self.tokenizer,
+                self.prompt_format,
+            )  # fmt: skip
+            for key in PAIR_KEYS
+        }
 
     @property
     def num_examples(self) -> int:
@@ -242,7 +248,8 @@ class PreferenceTuning(InstructionTuning):
 
     def finish(self, model: nn.Module, context: RunContext) -> dict[str, Any]:
         """Loss, rewards and accuracy over every validation and test example (results.json)."""
-        scores = {split: self.split_scores(model, split, None, context) for split in ("val", "test")}
+        scores = {split: self.split_scores(model, split, None, context)
+                  for split in ("val", "test")}  # fmt: skip
         results = {"scores": scores, "examples": self._sizes(), "beta": self.config.beta}
         if context.is_main:
             atomic_write_text(context.run_dir / RESULTS_FILE, json.dumps(results, indent=1) + "\n")

@@ -126,9 +126,7 @@ def max_example_length(config: InstructionOptions, model_config: GPTConfig) -> i
     return config.max_length or context_length
 
 
-def read_splits(
-    config: InstructionOptions, *, required: tuple[str, ...] = ()
-) -> InstructionSplits:
+def read_splits(config: InstructionOptions, *, required: tuple[str, ...] = ()) -> InstructionSplits:
     """The data named by ``config.data``, split 85/10/5 into train/test/val."""
     return split_instructions(load_instructions(config.data, required=required))
 
