@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_generate.py
 	$(BIN)/python benchmarks/bench_word2vec.py --threads 2
 	$(BIN)/python benchmarks/bench_classify.py
+	$(BIN)/python benchmarks/bench_instruct_batches.py
 
 # llms-from-scratch is the walkthrough's own package, a test-only oracle: our top-k + temperature
 # sampling must draw its chapter-5 `generate`'s ids (tests/weights/test_walkthrough_sampling.py).
