@@ -636,7 +636,7 @@ class InstructionOptions:
         "the walkthrough's allowed_max_length)",
     )  # fmt: skip
     batching: str = _option(
-        "pack",
+        "group",
         "how examples become batches: 'pad' (shuffled, padded to the batch's longest: the "
         "walkthrough's), 'group' (batches of similar lengths: less padding), 'pack' (also "
         "packs each batch's examples into as few rows as fit max_length, attention kept "
@@ -747,7 +747,6 @@ class DPOConfig(RunOptions, InstructionOptions):
     init_from: str = _option(
         "", "the instruction-tuned checkpoint to start from (a run or checkpoint folder); required"
     )
-    batching: str = _default("batching", "group", InstructionOptions)
     data: str = _option(
         "instruction-preference",
         "preference data: 'instruction-preference' (the walkthrough's 1,100 examples with "

@@ -202,7 +202,10 @@ def download(url: str, destination: Path, *, sha256: str, show_progress: bool = 
     checksum mismatch raises ``DownloadError`` and leaves no file behind (old or partial).
     """
     destination = Path(destination)
-    hint = f"download {url} yourself and save it as {destination}, or pass its path as the corpus"
+    hint = (
+        f"download {url} yourself and save it as {destination}, or pass the path of your copy "
+        "instead of the name"
+    )
     _create_parent(destination)
     # atomic_writer deletes its temporary file when anything below raises.
     with _download_errors(url, hint), atomic_writer(destination) as handle:
