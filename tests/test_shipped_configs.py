@@ -4,14 +4,13 @@ and holds the walkthrough's settings its header states."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from scratchllm.config import ClassifyConfig, DPOConfig, InstructConfig, TrainConfig
 
-from .conftest import REPOSITORY_ROOT
-
-CONFIGS = REPOSITORY_ROOT / "configs"
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 COMMANDS = {
     "scratchllm train": TrainConfig,
     "scratchllm finetune classify": ClassifyConfig,

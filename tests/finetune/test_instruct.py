@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
 import random
+import socket
 
 import pytest
 import torch
@@ -232,3 +235,48 @@ def test_a_bad_instruction_file_is_one_clear_error(instructions, tmp_path, capsy
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "bad.json" in err and "3" in err
+
+
+def _run_rank(rank: int, port: int, config) -> None:
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+    )  # fmt: skip
+    run_training(config, PreferenceTuning(config), show_progress=False)
+
+
+def test_dpo_in_two_processes_matches_one_with_the_same_global_batch(instructions, tmp_path):
+    """DDP over gloo: the frozen reference beside the wrapped policy, per-pair means, and the
+    evaluations' sums reduced across processes give the single process's numbers."""
+    base = instruct_config(instructions, tmp_path, name="sft", epochs=1.0)
+    sft = run_training(base, InstructionTuning(base), show_progress=False)
+
+    def config(name, batch_size):
+        return DPOConfig(
+            init_from=str(sft.checkpoint), data=str(instructions / "colours.json"),
+            out_dir=str(tmp_path), name=name, batch_size=batch_size, max_steps=3, lr=1e-3,
+            min_lr=1e-3, eval_every=3, eval_batches=2, threads=1, sample_tokens=0,
+            batching="pad",
+        )  # fmt: skip
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    context = multiprocessing.get_context("fork")
+    ranks = [context.Process(target=_run_rank, args=(rank, port, config("ddp", 2)))
+             for rank in range(2)]  # fmt: skip
+    for process in ranks:
+        process.start()
+    for process in ranks:
+        process.join(timeout=120)
+    assert [process.exitcode for process in ranks] == [0, 0]
+    single = run_training(config("single", 4), PreferenceTuning(config("single", 4)),
+                          show_progress=False)  # fmt: skip
+
+    def evaluations(run_dir):
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines if '"eval"' in line]
+
+    for ddp, one in zip(evaluations(tmp_path / "ddp"), evaluations(single.run_dir), strict=True):
+        for key in ("val_loss", "train_loss_eval", "val_reward_margin", "train_accuracy"):
+            assert ddp[key] == pytest.approx(one[key], abs=1e-5), key

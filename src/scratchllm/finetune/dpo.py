@@ -189,12 +189,12 @@ class PreferenceTuning(InstructionTuning):
     def split_scores(
         self, model: nn.Module, split: str, batches: int | None, context: RunContext | None
     ) -> dict[str, float]:
-        """Loss, rewards and accuracy: means over the first ``batches`` batches of ``split``
-        in order (all with None), this process computing every world_size-th batch."""
-        size = self.config.batch_size
+        """Loss, rewards and accuracy: means over the first ``batches`` global batches of
+        ``split`` in order (all with None), this process computing every world_size-th."""
+        rank, world = (0, 1) if context is None else (context.rank, context.world_size)
+        size = self.config.batch_size * world  # global batches, each on one process
         count = len(self.pairs[split]["chosen"])
         starts = list(range(0, count, size))[:batches]
-        rank, world = (0, 1) if context is None else (context.rank, context.world_size)
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()

@@ -280,12 +280,13 @@ class InstructionTuning(Objective):
         self, model: nn.Module, split: str, batches: int | None, context: RunContext | None
     ) -> float:
         """The mean of the batch losses over the first ``batches`` batches of ``split`` in
-        order (all with None), padded as the walkthrough's loaders pad; this process computes
-        every world_size-th batch and the sums are reduced."""
+        order (all with None), padded as the walkthrough's loaders pad. A batch is a global
+        batch (batch_size x processes) computed whole by one process, every world_size-th on
+        this one, so that any number of processes gives the one-process figures."""
         examples = self.encoded[split]
-        size = self.config.batch_size
-        starts = list(range(0, len(examples), size))[:batches]
         rank, world = (0, 1) if context is None else (context.rank, context.world_size)
+        size = self.config.batch_size * world  # global batches, each on one process
+        starts = list(range(0, len(examples), size))[:batches]
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()
