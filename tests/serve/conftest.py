@@ -54,8 +54,8 @@ class Server:
     def __init__(self, checkpoint: Path, *extra: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PYTHONPATH": f"{SOURCE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-               "NO_PROXY": "127.0.0.1,localhost"}  # fmt: skip
+        path = f"{SOURCE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+        env = {**os.environ, "PYTHONPATH": path, "NO_PROXY": "127.0.0.1,localhost"}
         env.pop("SCRATCHLLM_API_KEY", None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "scratchllm", "serve", "--checkpoint", str(checkpoint),

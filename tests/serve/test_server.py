@@ -166,15 +166,15 @@ def test_every_error_has_its_code_and_the_server_stays_healthy(server):
     status, error = server.request("POST", "/v1/completions", {"model": MODEL, "prompt": "x"},
                                    key="wrong")  # fmt: skip
     assert status == 401
-    status, error = server.request("POST", "/v1/completions",
-                                   {"model": MODEL, "prompt": "x" * 30000}, key=API_KEY)  # fmt: skip
+    huge = {"model": MODEL, "prompt": "x" * 30000}
+    status, error = server.request("POST", "/v1/completions", huge, key=API_KEY)
     assert status == 413 and error["error"]["code"] == "request_too_large"
     chat = {"model": MODEL, "messages": [{"role": "assistant", "content": "hi"}]}
     status, error = server.request("POST", "/v1/chat/completions", chat, key=API_KEY)
     assert status == 400 and error["error"]["param"] == "messages"
     assert server.request("GET", "/health")[0] == 200
-    status, answer = server.request("POST", "/v1/completions",
-                                    {"model": MODEL, "prompt": "x", "max_tokens": 2}, key=API_KEY)  # fmt: skip
+    small = {"model": MODEL, "prompt": "x", "max_tokens": 2}
+    status, answer = server.request("POST", "/v1/completions", small, key=API_KEY)
     assert status == 200 and answer["usage"]["completion_tokens"] <= 2
     assert server.metrics()['scratchllm_errors_total{status="400"}'] >= 3
 
@@ -206,7 +206,7 @@ def test_a_client_that_disconnects_frees_its_slot(server):
 def test_a_full_queue_answers_429_and_recovers(tiny_checkpoint):
     busy = Server(tiny_checkpoint, "--max-batch", "1", "--max-queue", "1")
     try:
-        body = {"model": MODEL, "prompt": "The", "max_tokens": 100, "temperature": 1.0}
+        body = {"model": MODEL, "prompt": "The", "max_tokens": 120, "temperature": 1.0}
         results = []
 
         def ask():

@@ -435,8 +435,9 @@ class _Answer:
         }  # fmt: skip
 
     def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> str:
-        body = {"id": self.id, "object": f"{self.object}.chunk" if self.chat else self.object,
-                "created": self.created, "model": self.served.name, "choices": choices, **extra}  # fmt: skip
+        kind = f"{self.object}.chunk" if self.chat else self.object
+        body = {"id": self.id, "object": kind, "created": self.created,
+                "model": self.served.name, "choices": choices, **extra}  # fmt: skip
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
     def _delta(self, sequence: _Sequence, piece: str, logprobs: list[TokenLogprob],

@@ -19,6 +19,7 @@ the thread goes on with the next requests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
@@ -148,17 +149,13 @@ class EngineWorker:
         with self._lock:
             targets, self._targets = self._targets, {}
             for request_id in targets:
-                try:
+                with contextlib.suppress(Exception):  # already failing
                     self.engine.cancel(request_id)
-                except Exception:  # noqa: BLE001, S110 - already failing
-                    pass
         failure = EngineFailure(f"a decode step failed: {type(error).__name__}: {error}")
         for loop, queue in {id(q): (loop, q) for loop, q in targets.values()}.values():
             loop.call_soon_threadsafe(queue.put_nowait, failure)
         # the engine's state after a failed step is unknown: drain it so the next requests start
         # clean (the cancellations above are emitted by the next step)
-        try:
+        with contextlib.suppress(Exception):  # nothing more to do for these
             while self.engine.has_work:
                 self.engine.step()
-        except Exception:  # noqa: BLE001, S110 - nothing more to do for these
-            pass
