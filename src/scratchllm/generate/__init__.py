@@ -5,7 +5,9 @@
   and is importable from here too;
 - ``decode.py``: ``prefill`` and ``decode_one_token`` over the cache, and the one streaming
   generator (``generate_tokens``, with ``generate_text`` on top) that every caller uses;
-- ``text_stream.py``: token ids -> complete text pieces, cut at stop strings.
+- ``text_stream.py``: token ids -> complete text pieces, cut at stop strings;
+- ``engine.py``: continuous batching for the server: many requests decoded in one forward pass
+  per step, joining and leaving between steps.
 """
 
 from scratchllm.generate.decode import (
@@ -15,8 +17,10 @@ from scratchllm.generate.decode import (
     generate_with_config,
     prefill,
 )
+from scratchllm.generate.engine import Engine, SamplingParams, TokenEvent
 from scratchllm.generate.sampling import (
     SamplingConfig,
+    apply_penalties,
     apply_temperature,
     greedy,
     sample_next_token,
@@ -26,8 +30,12 @@ from scratchllm.generate.sampling import (
 from scratchllm.generate.text_stream import TextStream
 
 __all__ = [
+    "Engine",
     "SamplingConfig",
+    "SamplingParams",
     "TextStream",
+    "TokenEvent",
+    "apply_penalties",
     "apply_temperature",
     "decode_one_token",
     "generate_text",

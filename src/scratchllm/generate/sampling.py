@@ -9,6 +9,8 @@ entry, shape ``(B, V)``. Everything here is a pure function of those scores:
 - ``top_k_filter``: keep the ``k`` highest logits, set the rest to ``-inf``;
 - ``top_p_filter`` (nucleus sampling): keep the most likely tokens whose probabilities add up
   to ``p``, set the rest to ``-inf``;
+- ``apply_penalties``: OpenAI's presence and frequency penalties, which lower the logits of
+  tokens already generated (used by the serving engine, ``engine.py``, before the above);
 - ``sample_next_token``: the above in HF's order (temperature, top-k, top-p), then a draw from
   the softmax through an explicit ``torch.Generator``, so a seed reproduces a sample.
 
@@ -28,6 +30,7 @@ from scratchllm.errors import ConfigError
 
 __all__ = [
     "SamplingConfig",
+    "apply_penalties",
     "apply_temperature",
     "greedy",
     "sample_next_token",
@@ -104,6 +107,34 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     drop_sorted[..., 0] = False  # the most likely token stays, whatever rounding does
     drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
     return logits.masked_fill(drop, float("-inf"))
+
+
+def apply_penalties(
+    logits: torch.Tensor,
+    counts: torch.Tensor,
+    presence_penalty: torch.Tensor | float,
+    frequency_penalty: torch.Tensor | float,
+) -> torch.Tensor:
+    """OpenAI's penalties: ``logits - presence * (count > 0) - frequency * count``, row-wise.
+
+    ``counts`` ``(B, V)`` says how often each token was already generated in each row's
+    completion (the prompt does not count); the penalties are numbers or ``(B,)`` tensors, one
+    per row. A positive presence penalty lowers every token used at least once by the same
+    amount, a positive frequency penalty lowers it more the more it was used; negative values
+    encourage repetition instead. (OpenAI's API accepts -2 .. 2; any finite value works here.)
+
+    Token 1 used twice and token 2 once, presence 0.5 and frequency 1: 3 - 0.5 - 2 = 0.5 and
+    1 - 0.5 - 1 = -0.5; unused tokens keep their logits.
+
+    >>> apply_penalties(torch.tensor([[2.0, 3.0, 1.0]]), torch.tensor([[0, 2, 1]]), 0.5, 1.0)
+    tensor([[ 2.0000,  0.5000, -0.5000]])
+    """
+    counts = counts.to(logits.dtype)
+    if isinstance(presence_penalty, torch.Tensor):
+        presence_penalty = presence_penalty.to(logits)[:, None]  # (B, 1) against (B, V)
+    if isinstance(frequency_penalty, torch.Tensor):
+        frequency_penalty = frequency_penalty.to(logits)[:, None]
+    return logits - presence_penalty * (counts > 0).to(logits.dtype) - frequency_penalty * counts
 
 
 def sample_next_token(

@@ -4,10 +4,15 @@
 - ``attention_steps.py``: simplified -> trainable -> causal -> multi-head attention
 - ``attention.py``: the production causal self-attention (fused QKV, SDPA fast path)
 - ``gpt.py``: LayerNorm, GELU, MLP, Block, GPT — with GPT-2's parameter names
-- ``kv_cache.py``: the preallocated key/value cache used by generation
+- ``kv_cache.py``: the preallocated key/value caches used by generation (one sequence per
+  batch, or one per slot for continuous batching)
 """
 
-from scratchllm.model.attention import CausalSelfAttention, document_causal_mask
+from scratchllm.model.attention import (
+    CausalSelfAttention,
+    document_causal_mask,
+    slot_causal_mask,
+)
 from scratchllm.model.attention_steps import (
     CausalAttention,
     MultiHeadAttention,
@@ -27,7 +32,7 @@ from scratchllm.model.gpt import (
     document_positions,
     num_parameters,
 )
-from scratchllm.model.kv_cache import KVCache
+from scratchllm.model.kv_cache import KVCache, SlotKVCache
 
 __all__ = [
     "GELU",
@@ -43,9 +48,11 @@ __all__ = [
     "MultiHeadAttentionWrapper",
     "SelfAttentionV1",
     "SelfAttentionV2",
+    "SlotKVCache",
     "causal_mask",
     "describe_model",
     "document_causal_mask",
     "document_positions",
     "num_parameters",
+    "slot_causal_mask",
 ]

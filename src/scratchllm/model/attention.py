@@ -27,6 +27,13 @@ convention, the opposite of ``causal_mask``'s), that replaces the causal mask on
 only the earlier tokens of its own example, so a packed example's outputs are those it gets
 alone. Without it nothing changes: the fast path stays the ``is_causal=True`` call.
 
+**Slots** (continuous batching, ``generate/engine.py``): each row of the batch is a separate
+sequence at its own position, its keys and values in its own row (slot) of a ``SlotKVCache``.
+The layer then gets ``slots`` ``(B,)`` and ``positions`` ``(B, T)``, writes each row's new keys
+at its positions, reads every row's keys ``0 .. S - 1`` and attends through ``allowed``
+from ``slot_causal_mask(positions, S)``: a query sees its own slot's positions up to its own,
+never the stale ones past a shorter row's end.
+
 Shapes: ``B`` batch, ``T`` new tokens, ``S`` keys (cached + new), ``C`` = n_embd, ``nh`` heads,
 ``hs`` = C / nh.
 """
@@ -48,7 +55,7 @@ from scratchllm.model.attention_steps import (
 )
 
 if TYPE_CHECKING:
-    from scratchllm.model.kv_cache import KVCache
+    from scratchllm.model.kv_cache import KVCache, SlotKVCache
 
 
 def document_causal_mask(document_ids: torch.Tensor) -> torch.Tensor:
@@ -70,6 +77,24 @@ def document_causal_mask(document_ids: torch.Tensor) -> torch.Tensor:
     same_document = document_ids[:, :, None] == document_ids[:, None, :]  # (B, T, T)
     causal = torch.ones(num_tokens, num_tokens, dtype=torch.bool, device=document_ids.device)
     return (same_document & causal.tril())[:, None]  # (B, 1, T, T): one mask for every head
+
+
+def slot_causal_mask(positions: torch.Tensor, num_keys: int) -> torch.Tensor:
+    """``(B, T)`` query positions -> ``(B, 1, T, S)`` booleans, True where the query may attend
+    to key position ``j < num_keys``: ``j <= `` its own position. Each row is its own sequence,
+    so rows at different positions get different masks (a row's keys past its position are
+    someone else's, or nobody's).
+
+    >>> slot_causal_mask(torch.tensor([[1], [3]]), 4)[:, 0, 0].int()  # one decode step
+    tensor([[1, 1, 0, 0],
+            [1, 1, 1, 1]], dtype=torch.int32)
+    >>> slot_causal_mask(torch.arange(3)[None], 3)[0, 0].int()  # a prefill: the causal mask
+    tensor([[1, 0, 0],
+            [1, 1, 0],
+            [1, 1, 1]], dtype=torch.int32)
+    """
+    keys = torch.arange(num_keys, device=positions.device)  # (S,)
+    return (keys <= positions[:, :, None])[:, None]  # (B, 1, T, S): one mask for every head
 
 
 def explicit_attention(
@@ -152,16 +177,27 @@ class CausalSelfAttention(nn.Module):
         start_position: int = 0,
         weights_sink: list[torch.Tensor] | None = None,
         allowed: torch.Tensor | None = None,
+        slots: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Attend causally. With ``kv_cache``, ``x`` holds the tokens at positions
         ``start_position ..`` and earlier keys/values come from the cache (which is updated).
         With ``weights_sink`` (a list), the explicit path runs and appends its weights
         ``(B, nh, T, S)`` to it. ``allowed`` (``(B, 1, T, T)``, True = may attend; see
         ``document_causal_mask``) replaces the causal mask, for packed rows (no cache).
+
+        With a ``SlotKVCache``, ``slots`` ``(B,)`` and ``positions`` ``(B, T)`` say where each
+        row's tokens go, and ``allowed`` is ``slot_causal_mask(positions, S)`` ``(B, 1, T, S)``:
+        its last dimension is how many key positions are read.
         """
         batch, num_tokens, _ = x.shape
         queries, keys, values = self._split_heads(self.c_attn(x), batch, num_tokens)
-        if kv_cache is not None:
+        if slots is not None:
+            slot_cache: SlotKVCache = kv_cache
+            keys, values = slot_cache.update(
+                slots, positions, keys, values, num_keys=allowed.shape[-1]
+            )  # (B, nh, S, hs)
+        elif kv_cache is not None:
             keys, values = kv_cache.update(start_position, keys, values)  # (B, nh, S, hs)
         options = {"dropout": self.dropout, "training": self.training, "allowed": allowed}
         if weights_sink is None:

@@ -33,6 +33,12 @@ example (``attention.document_causal_mask``) and positions restart at 0 for each
 (``document_positions``), so every example gets exactly the logits it gets alone. Without
 ``document_ids`` (and ``positions``) the model runs as before.
 
+**Slots.** ``forward(ids, kv_caches=make_slot_kv_caches(...), positions=..., slots=...)`` runs
+rows that are separate sequences at different positions, each in its own row (slot) of the
+caches: what continuous batching (``generate/engine.py``) needs to decode every active request
+in one forward pass. Row ``b``'s tokens sit at ``positions[b]`` and attend to its own slot's
+positions up to theirs (``attention.slot_causal_mask``).
+
 Shapes: ``B`` batch, ``T`` tokens, ``C`` n_embd, ``V`` vocab_size.
 """
 
@@ -47,10 +53,14 @@ from torch import nn
 
 from scratchllm.config import GPTConfig
 from scratchllm.errors import ConfigError, DataLengthError
-from scratchllm.model.attention import CausalSelfAttention, document_causal_mask
+from scratchllm.model.attention import (
+    CausalSelfAttention,
+    document_causal_mask,
+    slot_causal_mask,
+)
 
 if TYPE_CHECKING:
-    from scratchllm.model.kv_cache import KVCache
+    from scratchllm.model.kv_cache import KVCache, SlotKVCache
 
 INIT_STD = 0.02  # GPT-2's initializer_range
 
@@ -142,6 +152,8 @@ class Block(nn.Module):
         start_position: int = 0,
         weights_sink: list[torch.Tensor] | None = None,
         allowed: torch.Tensor | None = None,
+        slots: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         attended = self.attn(
             self.ln_1(x),
@@ -149,6 +161,8 @@ class Block(nn.Module):
             start_position=start_position,
             weights_sink=weights_sink,
             allowed=allowed,
+            slots=slots,
+            positions=positions,
         )
         x = x + self.dropout(attended)
         return x + self.dropout(self.mlp(self.ln_2(x)))
@@ -228,10 +242,11 @@ class GPT(nn.Module):
         self,
         token_ids: torch.Tensor,
         *,
-        kv_caches: list[KVCache] | None = None,
+        kv_caches: list[KVCache] | list[SlotKVCache] | None = None,
         start_position: int = 0,
         document_ids: torch.Tensor | None = None,
         positions: torch.Tensor | None = None,
+        slots: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits ``(B, T, V)`` for ``token_ids`` ``(B, T)`` at positions ``start_position ..``.
 
@@ -244,7 +259,13 @@ class GPT(nn.Module):
         (runs of equal ids); a token attends only to earlier tokens of its example, and unless
         ``positions`` ``(B, T)`` are given they restart at 0 for each example
         (``document_positions``). ``positions`` alone replace ``start_position ..`` and keep
-        the causal mask. Neither goes with ``kv_caches``.
+        the causal mask. Neither goes with a ``KVCache``.
+
+        Slots: with ``kv_caches`` from ``make_slot_kv_caches`` and ``positions`` ``(B, T)``,
+        row ``b`` is its own sequence, stored in cache slot ``slots[b]`` (default: slot ``b``),
+        its tokens at ``positions[b]``; each token attends to its slot's positions ``0 ..``
+        its own. Prefill a slot with ``positions = arange(T)``, then decode rows at different
+        positions together. (Positions before a row's first new one must have been written.)
         """
         hidden = self._run(
             token_ids,
@@ -252,6 +273,7 @@ class GPT(nn.Module):
             start_position=start_position,
             document_ids=document_ids,
             positions=positions,
+            slots=slots,
         )
         return self.lm_head(hidden)  # (B, T, V)
 
@@ -259,16 +281,17 @@ class GPT(nn.Module):
         self,
         token_ids: torch.Tensor,
         *,
-        kv_caches: list[KVCache] | None = None,
+        kv_caches: list[KVCache] | list[SlotKVCache] | None = None,
         start_position: int = 0,
         document_ids: torch.Tensor | None = None,
         positions: torch.Tensor | None = None,
+        slots: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The final hidden states ``(B, T, C)``, after ``ln_f`` and before ``lm_head``.
 
         What a task head reads (a classifier takes one position of it); ``forward`` is
         ``lm_head(hidden_states(...))``. Takes the same caches, positions and document ids as
-        ``forward``.
+        ``forward`` (slots included).
         """
         return self._run(
             token_ids,
@@ -276,6 +299,7 @@ class GPT(nn.Module):
             start_position=start_position,
             document_ids=document_ids,
             positions=positions,
+            slots=slots,
         )
 
     def set_dropout(self, rate: float) -> GPT:
@@ -314,7 +338,12 @@ class GPT(nn.Module):
         weights_sink: list[torch.Tensor] | None = None,
         document_ids: torch.Tensor | None = None,
         positions: torch.Tensor | None = None,
+        slots: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        if _are_slot_caches(kv_caches) or slots is not None:
+            if document_ids is not None:
+                raise ConfigError("document_ids do not go with slot caches: one sequence a row")
+            return self._run_slots(token_ids, positions, slots, kv_caches, weights_sink)
         if document_ids is not None or positions is not None:
             return self._run_packed(token_ids, document_ids, positions, kv_caches, weights_sink)
         _, num_tokens = token_ids.shape
@@ -338,6 +367,53 @@ class GPT(nn.Module):
                 kv_cache=None if kv_caches is None else kv_caches[index],
                 start_position=start_position,
                 weights_sink=weights_sink,
+            )
+        return self.ln_f(x)  # (B, T, C)
+
+    def _run_slots(
+        self,
+        token_ids: torch.Tensor,
+        positions: torch.Tensor | None,
+        slots: torch.Tensor | None,
+        kv_caches: list[SlotKVCache] | None,
+        weights_sink: list[torch.Tensor] | None,
+    ) -> torch.Tensor:
+        """``_run`` for rows that are separate sequences in the slots of ``SlotKVCache``s."""
+        if not _are_slot_caches(kv_caches) or positions is None:
+            raise ConfigError(
+                "slots need slot caches (model.make_slot_kv_caches(...)) and positions (B, T)"
+            )
+        if len(kv_caches) != self.config.n_layer:
+            raise ConfigError(
+                f"got {len(kv_caches)} KV caches for {self.config.n_layer} layers; "
+                f"make them with model.make_slot_kv_caches(...)"
+            )
+        batch = token_ids.shape[0]
+        if slots is None:
+            slots = torch.arange(batch, device=token_ids.device)
+        if positions.shape != token_ids.shape or slots.shape != (batch,):
+            raise ConfigError(
+                f"positions must have the shape of the token ids {tuple(token_ids.shape)} and "
+                f"slots ({batch},), got {tuple(positions.shape)} and {tuple(slots.shape)}"
+            )
+        lowest, highest = (int(value) for value in positions.aminmax())  # one read for all layers
+        limit = min(self.config.context_length, kv_caches[0].max_length)
+        if lowest < 0 or highest >= limit:
+            raise DataLengthError(
+                f"positions {lowest}..{highest} do not fit the context length "
+                f"{self.config.context_length} and the cache's {kv_caches[0].max_length} "
+                f"positions; keep each sequence to at most {limit} tokens"
+            )
+        allowed = slot_causal_mask(positions, highest + 1)  # (B, 1, T, S)
+        x = self.drop(self.wte(token_ids) + self.wpe(positions))  # (B, T, C)
+        for block, cache in zip(self.h, kv_caches, strict=True):
+            x = block(
+                x,
+                kv_cache=cache,
+                weights_sink=weights_sink,
+                allowed=allowed,
+                slots=slots,
+                positions=positions,
             )
         return self.ln_f(x)  # (B, T, C)
 
@@ -385,6 +461,33 @@ class GPT(nn.Module):
             x = block(x, weights_sink=weights_sink, allowed=allowed)
         return self.ln_f(x)  # (B, T, C)
 
+    def make_slot_kv_caches(
+        self,
+        max_batch: int,
+        max_length: int | None = None,
+        *,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> list[SlotKVCache]:
+        """One ``SlotKVCache`` per layer: ``max_batch`` sequences of up to ``max_length``
+        positions each (default: the context length), in the model's dtype and device unless
+        given."""
+        from scratchllm.model.kv_cache import SlotKVCache
+
+        reference = self.wte.weight
+        config = self.config
+        return [
+            SlotKVCache(
+                max_batch,
+                config.n_head,
+                config.context_length if max_length is None else max_length,
+                config.head_dim,
+                dtype=reference.dtype if dtype is None else dtype,
+                device=reference.device if device is None else device,
+            )
+            for _ in range(config.n_layer)
+        ]
+
     def make_kv_caches(
         self,
         batch_size: int,
@@ -410,6 +513,12 @@ class GPT(nn.Module):
             )
             for _ in range(config.n_layer)
         ]
+
+
+def _are_slot_caches(kv_caches: list | None) -> bool:
+    from scratchllm.model.kv_cache import SlotKVCache
+
+    return bool(kv_caches) and isinstance(kv_caches[0], SlotKVCache)
 
 
 def document_positions(document_ids: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,12 @@ reallocation, no copying of the prefix. ``update`` returns views of the filled p
 ``KVCache`` is an ``nn.Module`` whose ``k`` and ``v`` are *non-persistent* buffers, so that
 ``cache.to(device)`` moves them and they never end up in a checkpoint's state dict.
 
-Shapes: ``B`` batch, ``nh`` heads, ``T`` new positions, ``hs`` head size.
+``SlotKVCache`` is its sibling for continuous batching (``generate/engine.py``): the same
+buffers, but each batch row (a *slot*) holds its own sequence at its own length, so a write
+names, per row, the slot and the positions it fills, and no single ``length`` is kept (the
+engine knows each slot's length; the attention mask hides what lies beyond it).
+
+Shapes: ``B`` batch, ``nh`` heads, ``T`` new positions, ``hs`` head size, ``S`` keys read.
 
 >>> cache = KVCache(batch_size=1, n_head=2, max_length=8, head_dim=4)
 >>> keys, values = cache.update(0, torch.ones(1, 2, 3, 4), torch.ones(1, 2, 3, 4))  # prefill
@@ -115,4 +120,107 @@ class KVCache(nn.Module):
         return (
             f"batch_size={batch_size}, n_head={n_head}, max_length={max_length}, "
             f"head_dim={head_dim}, dtype={self.k.dtype}, length={self.length}"
+        )
+
+
+class SlotKVCache(nn.Module):
+    """Keys and values of ``max_batch`` independent sequences (slots) of one attention layer.
+
+    Unlike ``KVCache``, rows do not move together: ``update(slots, positions, k, v,
+    num_keys=S)`` writes batch row ``b``'s new keys at positions ``positions[b]`` of slot
+    ``slots[b]`` and returns, for every row, its slot's keys and values at positions ``0 ..
+    S - 1``. Beyond a row's own last position those are stale (another request's, or zeros):
+    the caller masks them out (``attention.slot_causal_mask``). Positions before the new ones
+    must have been written earlier (by a prefill): nothing here checks that, the engine keeps
+    it so.
+
+    >>> cache = SlotKVCache(max_batch=4, n_head=2, max_length=8, head_dim=4)
+    >>> prefill = torch.ones(1, 2, 3, 4)  # 3 prompt positions into slot 2
+    >>> keys, _ = cache.update(torch.tensor([2]), torch.arange(3)[None], prefill, prefill,
+    ...                        num_keys=3)
+    >>> keys.shape
+    torch.Size([1, 2, 3, 4])
+    >>> step = torch.zeros(2, 2, 1, 4)  # one token each for slots 2 (position 3) and 0 (0)
+    >>> keys, _ = cache.update(torch.tensor([2, 0]), torch.tensor([[3], [0]]), step, step,
+    ...                        num_keys=4)
+    >>> keys.shape, keys[0, 0, :, 0].tolist()
+    (torch.Size([2, 2, 4, 4]), [1.0, 1.0, 1.0, 0.0])
+    """
+
+    k: torch.Tensor
+    v: torch.Tensor
+
+    def __init__(
+        self,
+        max_batch: int,
+        n_head: int,
+        max_length: int,
+        head_dim: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        if min(max_batch, n_head, max_length, head_dim) < 1:
+            raise ValueError(
+                f"max_batch, n_head, max_length and head_dim must be positive, got "
+                f"{max_batch}, {n_head}, {max_length}, {head_dim}"
+            )
+        shape = (max_batch, n_head, max_length, head_dim)  # (slots, nh, max_length, hs)
+        self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+
+    @property
+    def max_batch(self) -> int:
+        """How many sequences (slots) the buffers hold."""
+        return self.k.shape[0]
+
+    @property
+    def max_length(self) -> int:
+        """How many positions each slot holds."""
+        return self.k.shape[2]
+
+    def update(
+        self,
+        slots: torch.Tensor,
+        positions: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        *,
+        num_keys: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write ``k``, ``v`` ``(B, nh, T, hs)`` of row ``b`` at positions ``positions[b]``
+        ``(B, T)`` of slot ``slots[b]`` ``(B,)``; return each row's slot at positions
+        ``0 .. num_keys - 1``, keys and values ``(B, nh, S, hs)`` (copies: the slots of a batch
+        need not be neighbours). ``num_keys`` is at least ``positions.max() + 1``; the caller
+        passes it because it already read that number once for every layer."""
+        if k.shape != v.shape:
+            raise ValueError(f"keys {tuple(k.shape)} and values {tuple(v.shape)} differ in shape")
+        batch, n_head, num_tokens, head_dim = k.shape
+        if (n_head, head_dim) != (self.k.shape[1], self.k.shape[3]):
+            raise ValueError(
+                f"keys of shape {tuple(k.shape)} do not fit this cache: expected "
+                f"(B, {self.k.shape[1]}, T, {self.k.shape[3]})"
+            )
+        if slots.shape != (batch,) or positions.shape != (batch, num_tokens):
+            raise ValueError(
+                f"slots {tuple(slots.shape)} and positions {tuple(positions.shape)} must be "
+                f"({batch},) and ({batch}, {num_tokens}) for keys of shape {tuple(k.shape)}"
+            )
+        if not 0 < num_keys <= self.max_length:
+            raise DataLengthError(
+                f"the KV cache holds {self.max_length} positions per slot, but {num_keys} were "
+                f"asked for; make the cache longer (at most the model's context length)"
+            )
+        # two advanced indices around a slice: the indexed result is (B, T, nh, hs)
+        rows = slots[:, None]  # (B, 1), broadcast against positions (B, T)
+        self.k[rows, :, positions] = k.transpose(1, 2)
+        self.v[rows, :, positions] = v.transpose(1, 2)
+        return self.k[slots, :, :num_keys], self.v[slots, :, :num_keys]
+
+    def extra_repr(self) -> str:
+        max_batch, n_head, max_length, head_dim = self.k.shape
+        return (
+            f"max_batch={max_batch}, n_head={n_head}, max_length={max_length}, "
+            f"head_dim={head_dim}, dtype={self.k.dtype}"
         )
