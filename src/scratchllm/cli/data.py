@@ -107,7 +107,7 @@ def run_corpora(args: argparse.Namespace) -> None:
     for info in datasets:
         if info.name in LABELLED:
             print(f"  {info.name:<22} {info.source:<9} {info.description}")
-    print("instruction datasets (instruction finetuning and preference tuning):")
+    print("instruction datasets (`finetune instruct|dpo --data`, `respond --data`):")
     for info in datasets:
         if info.name not in LABELLED:
             print(f"  {info.name:<22} {info.source:<9} {info.description}")
