@@ -214,7 +214,15 @@ def test_a_network_error_shows_in_the_banner(chat):
     chat.send("Hello")
     banner = chat.page.get_by_role("alert")
     expect(banner).to_contain_text("Network error", timeout=WAIT_MS)
+    expect(chat.replies()).to_have_count(0)
     expect(chat.page.get_by_role("button", name="Send")).to_be_enabled()
+
+    chat.page.unroute("**/v1/chat/completions")  # the network is back: Regenerate retries
+    chat.page.get_by_role("button", name="Regenerate").click()
+    expect(banner).to_be_hidden()
+    chat.wait_until_done()
+    expect(chat.replies()).to_have_count(1)
+    expect(chat.page.locator(".message.user")).to_have_count(1)
     chat.assert_no_console_errors(expected=r"net::ERR_FAILED")
 
 
