@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +23,11 @@ from scratchllm.config import GPTConfig
 from scratchllm.model.gpt import GPT
 from scratchllm.tokenizer import BPETokenizer
 from scratchllm.weights.checkpoint import save_checkpoint
+
+try:  # the page's tests need Playwright (its Python package only: the browser is Debian's)
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:
+    expect = sync_playwright = None
 
 SOURCE = Path(__file__).resolve().parents[2] / "src"
 API_KEY = "test-key"
@@ -122,3 +129,80 @@ def client(server):
     openai = pytest.importorskip("openai", reason="the openai client is a test dependency")
     return openai.OpenAI(base_url=f"{server.url}/v1", api_key=API_KEY, max_retries=0,
                          timeout=60)  # fmt: skip
+
+
+# ---- the chat page in Debian's Chromium (tests/serve/test_chat_page*.py) ----------------------
+
+WAIT_MS = 15_000  # the longest a page test waits for the page
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = shutil.which("chromium")
+    if executable is None:
+        message = "Chromium not found on PATH: install Debian's package (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    if sync_playwright is None:
+        pytest.skip("the page's tests need the playwright package (a dev dependency)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True)
+        yield browser
+        browser.close()
+
+
+class ChatPage:
+    """The page in one browser tab, with the steps the tests take, and what its console said."""
+
+    def __init__(self, page, url: str) -> None:
+        self.page = page
+        self.url = url
+        self.console_errors: list[str] = []
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda error: self.console_errors.append(f"page error: {error}"))
+
+    def _on_console(self, message) -> None:
+        if message.type == "error":
+            self.console_errors.append(message.text)
+
+    def open(self) -> ChatPage:
+        self.page.goto(self.url + "/")
+        expect(self.page.locator("#model-name")).not_to_have_text("…")
+        return self
+
+    def send(self, text: str) -> None:
+        self.page.get_by_label("Message").fill(text)
+        self.page.get_by_label("Message").press("Enter")
+
+    def replies(self):
+        return self.page.locator(".message.assistant")
+
+    def last_reply_text(self) -> str:
+        return self.replies().last.locator(".content").text_content()
+
+    def wait_until_done(self) -> None:
+        expect(self.page.locator(".message.streaming")).to_have_count(0, timeout=WAIT_MS)
+        expect(self.page.get_by_role("button", name="Send")).to_be_enabled()
+
+    def assert_no_console_errors(self, *, expected: str | None = None) -> None:
+        """No errors in the console, except those matching the regular expression ``expected``
+        (Chromium logs every failed request, such as a 400 the test asked for)."""
+        unexpected = [e for e in self.console_errors if not (expected and re.search(expected, e))]
+        assert unexpected == []
+
+
+@pytest.fixture
+def open_chat(browser):
+    """``open_chat(url)``: the chat page of the server at ``url``, opened in a fresh browser
+    context (an empty localStorage), closed after the test."""
+    contexts = []
+
+    def open_page(url: str) -> ChatPage:
+        context = browser.new_context(viewport={"width": 900, "height": 640})
+        contexts.append(context)
+        return ChatPage(context.new_page(), url).open()
+
+    yield open_page
+    for context in contexts:
+        context.close()

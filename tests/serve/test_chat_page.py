@@ -30,7 +30,7 @@ REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPOSITORY_ROOT / "docs" / "images" / "chat-page.png"
 # Set to 1 to rewrite the committed screenshot (tests otherwise write only under tmp_path).
 UPDATE_SCREENSHOT = os.environ.get("SCRATCHLLM_UPDATE_SCREENSHOT") == "1"
-WAIT_MS = 15_000  # the longest wait for the page: a full fake reply takes ~3 s
+WAIT_MS = 15_000  # the longest wait for the page: a full fake reply takes ~3 s (also conftest's)
 
 
 def load_fake_openai():
@@ -70,67 +70,10 @@ def fake_only(fake_server, server_url):
     return fake_server
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    executable = shutil.which("chromium")
-    if executable is None:
-        message = "Chromium not found on PATH: install Debian's package (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True)
-        yield browser
-        browser.close()
-
-
-class ChatPage:
-    """The page in one browser tab, with the steps the tests take, and what its console said."""
-
-    def __init__(self, page, url: str) -> None:
-        self.page = page
-        self.url = url
-        self.console_errors: list[str] = []
-        page.on("console", self._on_console)
-        page.on("pageerror", lambda error: self.console_errors.append(f"page error: {error}"))
-
-    def _on_console(self, message) -> None:
-        if message.type == "error":
-            self.console_errors.append(message.text)
-
-    def open(self) -> ChatPage:
-        self.page.goto(self.url + "/")
-        expect(self.page.locator("#model-name")).not_to_have_text("…")
-        return self
-
-    def send(self, text: str) -> None:
-        self.page.get_by_label("Message").fill(text)
-        self.page.get_by_label("Message").press("Enter")
-
-    def replies(self):
-        return self.page.locator(".message.assistant")
-
-    def last_reply_text(self) -> str:
-        return self.replies().last.locator(".content").text_content()
-
-    def wait_until_done(self) -> None:
-        expect(self.page.locator(".message.streaming")).to_have_count(0, timeout=WAIT_MS)
-        expect(self.page.get_by_role("button", name="Send")).to_be_enabled()
-
-    def assert_no_console_errors(self, *, expected: str | None = None) -> None:
-        """No errors in the console, except those matching the regular expression ``expected``
-        (Chromium logs every failed request, such as a 400 the test asked for)."""
-        unexpected = [e for e in self.console_errors if not (expected and re.search(expected, e))]
-        assert unexpected == []
-
-
 @pytest.fixture
-def chat(browser, server_url) -> Iterator[ChatPage]:
+def chat(open_chat, server_url):
     """The page, freshly opened in its own browser context (so an empty localStorage)."""
-    context = browser.new_context(viewport={"width": 900, "height": 640})
-    chat = ChatPage(context.new_page(), server_url).open()
-    yield chat
-    context.close()
+    return open_chat(server_url)
 
 
 # ---- the tests -------------------------------------------------------------------------------

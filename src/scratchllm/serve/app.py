@@ -296,16 +296,16 @@ def _max_tokens(served: ServedModel, parsed: GenerationRequest, prompt_length: i
     if parsed.max_tokens is None:
         if prompt_length >= window:
             raise invalid(
-                f"the prompt has {prompt_length} tokens, and this model's window is {window}: "
-                "nothing is left for an answer; shorten the prompt",
+                f"This model's maximum context length is {window} tokens, and the prompt has "
+                f"{prompt_length}: nothing is left for an answer; shorten the prompt",
                 param, "context_length_exceeded",
             )  # fmt: skip
         return window - prompt_length
     if prompt_length + parsed.max_tokens > window:
         raise invalid(
-            f"this model's window is {window} tokens; the prompt has {prompt_length} and "
-            f"max_tokens asks for {parsed.max_tokens} more ({prompt_length + parsed.max_tokens}"
-            "); shorten the prompt or lower max_tokens",
+            f"This model's maximum context length is {window} tokens; the prompt has "
+            f"{prompt_length} and max_tokens asks for {parsed.max_tokens} more "
+            f"({prompt_length + parsed.max_tokens}); shorten the prompt or lower max_tokens",
             "max_tokens", "context_length_exceeded",
         )  # fmt: skip
     return parsed.max_tokens
