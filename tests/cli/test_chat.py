@@ -238,9 +238,10 @@ def test_ctrl_c_stops_the_answer_keeps_what_was_written_and_the_chat_goes_on():
 
 class FakeServer:
     """Chat completions on 127.0.0.1: each POST plays the next of ``script`` (a list of
-    content pieces, streamed as chat.completion.chunk events then [DONE]; or ``(status,
-    body)``); GET /v1/models lists one model. ``requests`` records each POST's headers and
-    body; ``hang`` streams one piece and then writes until the client goes (``gone``)."""
+    content pieces, streamed as chat.completion.chunk events then [DONE], a dict being an
+    event as it is; or ``(status, body)``); GET /v1/models lists one model. ``requests``
+    records each POST's headers and body; ``hang`` streams one piece and then writes until
+    the client goes (``gone``)."""
 
     def __init__(self, script):
         self.script = list(script)
@@ -266,11 +267,14 @@ class FakeServer:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
-                for piece in action:
-                    self.event({"choices": [{"index": 0, "delta": {"content": piece}}]})
                 if action == "hang":
                     self.hang()
                     return
+                for piece in action:
+                    if isinstance(piece, dict):  # an event as it is, such as an error
+                        self.wfile.write(f"data: {json.dumps(piece)}\n\n".encode())
+                        continue
+                    self.event({"choices": [{"index": 0, "delta": {"content": piece}}]})
                 self.event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.close_connection = True
@@ -280,7 +284,7 @@ class FakeServer:
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.flush()
 
-            def hang(self):
+            def hang(self):  # one piece, then more until the client has gone
                 deadline = time.monotonic() + 5
                 while time.monotonic() < deadline:
                     try:
@@ -351,6 +355,25 @@ def test_remote_streams_answers_with_the_history_and_survives_an_error(
     assert all(r["headers"]["Authorization"] == "Bearer sk-test" for r in server.requests)
 
 
+def test_an_error_event_in_the_stream_is_one_line_and_the_chat_goes_on(
+    no_proxy, monkeypatch, capsys
+):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # no key: no Authorization header
+    error = {"error": {"message": "the engine stopped", "type": "server_error"}}
+    server = FakeServer([["Hel", error], ["Ok."]])
+    try:
+        status, out, err = chat(
+            monkeypatch, capsys, ["Hi", "Again"], "--remote", server.url + "/v1", "--model", "m"
+        )
+    finally:
+        server.close()
+    assert status == 0 and out == "Hel\nOk.\n"
+    assert "error: the server stopped: the engine stopped" in err
+    assert server.requests[1]["body"]["messages"] == [{"role": "user", "content": "Again"}]
+    assert server.requests[1]["body"]["model"] == "m"
+    assert "Authorization" not in server.requests[0]["headers"]
+
+
 def test_closing_a_remote_answer_closes_the_connection(no_proxy):
     server = FakeServer(["hang"])
     try:
@@ -358,7 +381,7 @@ def test_closing_a_remote_answer_closes_the_connection(no_proxy):
             [{"role": "user", "content": "Hi"}], SamplingConfig()
         )
         pieces = iter(reply)
-        assert next(pieces) == "hang"[0]
+        assert next(pieces) == "."
         reply.close()  # what Ctrl-C does
         assert server.gone.wait(5)
     finally:

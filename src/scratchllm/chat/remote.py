@@ -139,7 +139,17 @@ class RemoteReply:
         self.tokens: int | None = None
 
     def __iter__(self) -> Iterator[str]:
+        import http.client
+
         self._response = self._chat.open(self._body)
+        try:
+            yield from self._pieces()
+        except (OSError, http.client.HTTPException) as error:  # a timeout, a cut connection
+            raise RemoteChatError(
+                f"the answer from {self._chat.url} broke off ({type(error).__name__}: {error})"
+            ) from None
+
+    def _pieces(self) -> Iterator[str]:
         chunks = 0
         try:
             if "json" in (self._response.headers.get("Content-Type") or ""):
