@@ -24,7 +24,18 @@ from scratchllm.cli.options import describe_os_error, warn
 from scratchllm.errors import ScratchLLMError
 
 # the modules of scratchllm.cli that add subcommands, in the order `--help` lists them
-STAGES = ("data", "model", "weights", "generate", "train", "finetune", "judge", "serve", "word2vec")
+STAGES = (
+    "data",
+    "model",
+    "weights",
+    "generate",
+    "chat",
+    "serve",
+    "train",
+    "finetune",
+    "judge",
+    "word2vec",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

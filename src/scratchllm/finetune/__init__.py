@@ -7,7 +7,8 @@
 - ``classifier.py``              the classifier (GPT body + head), what trains, the objective
 - ``inference.py``               texts -> label probabilities with a finetuned classifier
 - ``lora.py``                    low-rank adapters on the GPT's linear layers, GPT-2 names kept
-- ``prompts.py``                 prompt formats as data (Alpaca, Phi-3), stored in checkpoints
+- ``prompts.py``                 prompt formats as data (Alpaca, Phi-3), stored in checkpoints;
+                                 whole conversations as prompts (``render_chat``, chat and server)
 - ``instruct.py``                instruction finetuning as an objective of the run machinery
 - ``dpo.py``                     preference tuning (DPO) as an objective, with a frozen reference
 - ``preference.py``              the DPO math: sequence log-probabilities, loss, rewards
