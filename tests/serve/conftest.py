@@ -45,10 +45,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    """A tiny GPT (context 128) with a byte-level BPE and the Alpaca prompt format."""
+    """A tiny GPT (context 256) with a byte-level BPE and the Alpaca prompt format."""
     folder = tmp_path_factory.mktemp("served") / "tiny-chat"
     tokenizer = BPETokenizer.train(TEXT, 300)
-    config = GPTConfig(vocab_size=tokenizer.vocab_size, context_length=128, n_embd=32, n_head=4,
+    config = GPTConfig(vocab_size=tokenizer.vocab_size, context_length=256, n_embd=32, n_head=4,
                        n_layer=2, dropout=0.0, qkv_bias=True, tie_weights=True)  # fmt: skip
     model = GPT(config, generator=torch.Generator().manual_seed(3))
     save_checkpoint(folder, model, tokenizer, prompt_format="alpaca")

@@ -5,6 +5,7 @@ code; concurrency without cross-talk; a disconnect freeing its slot."""
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import socket
 import threading
@@ -24,7 +25,7 @@ def test_health_and_models(server, client):
     models = client.models.list()
     assert [m.id for m in models.data] == [MODEL]
     status, card = server.request("GET", "/v1/models", key=API_KEY)
-    assert status == 200 and card["data"][0]["context_length"] == 128
+    assert status == 200 and card["data"][0]["context_length"] == 256
     assert card["data"][0]["prompt_format"] == "alpaca"
 
 
@@ -152,7 +153,7 @@ def test_every_error_has_its_code_and_the_server_stays_healthy(server):
     status, error = server.request("POST", "/v1/chat/completions", raw=b"{not json", key=API_KEY)
     assert status == 400 and "not valid JSON" in error["error"]["message"]
     status, error = server.request(
-        "POST", "/v1/completions", {"model": MODEL, "prompt": "cat " * 100, "max_tokens": 100},
+        "POST", "/v1/completions", {"model": MODEL, "prompt": "cat " * 300, "max_tokens": 100},
         key=API_KEY,
     )  # fmt: skip
     assert status == 400 and error["error"]["code"] == "context_length_exceeded"
@@ -221,3 +222,30 @@ def test_a_full_queue_answers_429_and_recovers(tiny_checkpoint):
         assert busy.request("POST", "/v1/completions", {**body, "max_tokens": 2})[0] == 200
     finally:
         busy.stop()
+
+
+def test_the_terminal_chat_talks_to_the_server(server, client, monkeypatch, capsys):
+    """``scratchllm chat --remote``: piped lines, streamed answers equal to the server's own
+    non-streamed answers to the same history (seeded sampling: the same tokens again)."""
+    from scratchllm.cli import main
+
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setattr("sys.stdin", io.StringIO("Hello.\nName a colour.\n"))
+    argv = ["chat", "--remote", server.url, "--temperature", "1", "--seed", "5",
+            "--max-new-tokens", "10"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+
+    def answer(history):
+        reply = client.chat.completions.create(model=MODEL, messages=history, max_tokens=10,
+                                               temperature=1.0, seed=5)  # fmt: skip
+        return reply.choices[0].message.content.strip()  # the REPL shows answers stripped
+
+    history = [{"role": "user", "content": "Hello."}]
+    first = answer(history)
+    history += [{"role": "assistant", "content": first},
+                {"role": "user", "content": "Name a colour."}]  # fmt: skip
+    second = answer(history)
+    assert first and second
+    assert printed == f"{first}\n{second}\n"
