@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scratchllm.errors import ConfigError
 from scratchllm.generate.sampling import (
     SamplingConfig,
+    apply_penalties,
     apply_temperature,
     greedy,
     sample_next_token,
@@ -216,3 +217,18 @@ def test_sampling_config_defaults_and_seeded_generator() -> None:
     first, second = config.make_generator(), config.make_generator()
     assert torch.equal(torch.rand(5, generator=first), torch.rand(5, generator=second))
     assert SamplingConfig().make_generator() is None
+
+
+# ---- penalties (OpenAI's presence and frequency) -------------------------------------------
+
+
+def test_penalties_by_hand_per_row():
+    """Row 0: token 1 used 3 times, token 3 once; presence 1, frequency 0.5:
+    token 1: 4 - 1 - 1.5 = 1.5, token 3: 2 - 1 - 0.5 = 0.5. Row 1: presence 0, frequency -1
+    (encourages repetition): token 0 used twice: 1 + 2 = 3. Unused tokens keep their logits."""
+    logits = torch.tensor([[1.0, 4.0, 0.0, 2.0], [1.0, 1.0, 1.0, 1.0]])
+    counts = torch.tensor([[0, 3, 0, 1], [2, 0, 0, 0]])
+    penalised = apply_penalties(logits, counts, torch.tensor([1.0, 0.0]), torch.tensor([0.5, -1.0]))
+    assert penalised.tolist() == [[1.0, 1.5, 0.0, 0.5], [3.0, 1.0, 1.0, 1.0]]
+    assert torch.equal(apply_penalties(logits, torch.zeros_like(counts), 2.0, 2.0), logits)
+    assert logits.tolist()[0] == [1.0, 4.0, 0.0, 2.0]  # not modified in place

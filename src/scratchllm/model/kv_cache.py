@@ -216,7 +216,11 @@ class SlotKVCache(nn.Module):
         rows = slots[:, None]  # (B, 1), broadcast against positions (B, T)
         self.k[rows, :, positions] = k.transpose(1, 2)
         self.v[rows, :, positions] = v.transpose(1, 2)
-        return self.k[slots, :, :num_keys], self.v[slots, :, :num_keys]
+        # slice, then gather the rows: ~4x faster on CPU than one advanced index k[slots, :, :S]
+        return (
+            self.k[:, :, :num_keys].index_select(0, slots),
+            self.v[:, :, :num_keys].index_select(0, slots),
+        )
 
     def extra_repr(self) -> str:
         max_batch, n_head, max_length, head_dim = self.k.shape
