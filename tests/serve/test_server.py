@@ -249,3 +249,34 @@ def test_the_terminal_chat_talks_to_the_server(server, client, monkeypatch, caps
     second = answer(history)
     assert first and second
     assert printed == f"{first}\n{second}\n"
+
+
+def test_unknown_fields_are_accepted_and_ignored(server):
+    body = {"model": MODEL, "prompt": "The", "max_tokens": 2, "user": "someone",
+            "frobnicate": {"deep": [1, 2]}, "echo": False, "best_of": 1}  # fmt: skip
+    status, answer = server.request("POST", "/v1/completions", body, key=API_KEY)
+    assert status == 200 and answer["object"] == "text_completion"
+
+
+def preflight(port: int, origin: str) -> dict[str, str]:
+    """The headers of a browser's CORS preflight for a chat request from ``origin``."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("OPTIONS", "/v1/chat/completions", headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,authorization"})  # fmt: skip
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return {name.lower(): value for name, value in response.getheaders()}
+
+
+def test_cors_is_off_unless_origins_are_given(server, tiny_checkpoint):
+    assert "access-control-allow-origin" not in preflight(server.port, "http://elsewhere.test")
+    open_to = Server(tiny_checkpoint, "--cors-origins", "http://app.test")
+    try:
+        allowed = preflight(open_to.port, "http://app.test")
+        assert allowed.get("access-control-allow-origin") == "http://app.test"
+        refused = preflight(open_to.port, "http://elsewhere.test")
+        assert refused.get("access-control-allow-origin") != "http://elsewhere.test"
+    finally:
+        open_to.stop()
