@@ -507,11 +507,27 @@ def _default(name: str, default: Any, source: type = RunOptions) -> Any:
     return dataclasses.field(default=default, metadata=source.__dataclass_fields__[name].metadata)
 
 
+@dataclass(frozen=True)
+class FinetuneRunOptions(RunOptions):
+    """The run options finetuning shares, as the walkthrough's chapters 6 and 7 set them:
+    seed 123, batches of 8 examples, AdamW with beta2 0.999 at a constant rate, no warmup or
+    clipping, an evaluation over 5 batches; how long and how fast are each task's own."""
+
+    seed: int = _default("seed", 123)
+    batch_size: int = _default("batch_size", 8)
+    max_steps: int = _default("max_steps", 0)
+    warmup_steps: int = _default("warmup_steps", 0)
+    schedule: str = _default("schedule", "constant")
+    beta2: float = _default("beta2", 0.999)
+    grad_clip: float = _default("grad_clip", 0.0)
+    eval_batches: int = _default("eval_batches", 5)
+
+
 TRAINABLE_CHOICES = ("last-block", "last:N", "all", "head", "lora")
 
 
 @dataclass(frozen=True)
-class ClassifyConfig(RunOptions, ClassificationDataOptions):
+class ClassifyConfig(FinetuneRunOptions, ClassificationDataOptions):
     """One classification finetuning run: a pretrained GPT, labelled data (the
     ``ClassificationDataOptions`` fields), a new head, and the shared ``RunOptions``.
 
@@ -528,18 +544,10 @@ class ClassifyConfig(RunOptions, ClassificationDataOptions):
     scratchllm.errors.ConfigError: trainable must be one of (...), got 'middle'
     """
 
-    seed: int = _default("seed", 123)
-    batch_size: int = _default("batch_size", 8)
-    max_steps: int = _default("max_steps", 0)
     epochs: float = _default("epochs", 5.0)
     lr: float = _default("lr", 5e-5)
     min_lr: float = _default("min_lr", 5e-5)
-    warmup_steps: int = _default("warmup_steps", 0)
-    schedule: str = _default("schedule", "constant")
-    beta2: float = _default("beta2", 0.999)
-    grad_clip: float = _default("grad_clip", 0.0)
     eval_every: int = _default("eval_every", 50)
-    eval_batches: int = _default("eval_batches", 5)
     # the model to start from
     init_from: str = _option(
         "gpt2", "pretrained checkpoint: gpt2 (downloaded), a checkpoint folder or a run folder"
@@ -679,7 +687,7 @@ class InstructionOptions:
 
 
 @dataclass(frozen=True)
-class InstructConfig(RunOptions, InstructionOptions):
+class InstructConfig(FinetuneRunOptions, InstructionOptions):
     """One instruction-finetuning run (supervised finetuning): a pretrained GPT trained to
     produce each example's output after its prompt, with the shared ``RunOptions``.
 
@@ -694,18 +702,10 @@ class InstructConfig(RunOptions, InstructionOptions):
     scratchllm.errors.ConfigError: batching must be one of (...), got 'sorted'
     """
 
-    seed: int = _default("seed", 123)
-    batch_size: int = _default("batch_size", 8)
-    max_steps: int = _default("max_steps", 0)
     epochs: float = _default("epochs", 2.0)
     lr: float = _default("lr", 5e-5)
     min_lr: float = _default("min_lr", 5e-5)
-    warmup_steps: int = _default("warmup_steps", 0)
-    schedule: str = _default("schedule", "constant")
-    beta2: float = _default("beta2", 0.999)
-    grad_clip: float = _default("grad_clip", 0.0)
     eval_every: int = _default("eval_every", 25)
-    eval_batches: int = _default("eval_batches", 5)
     mask_prompt: bool = _option(
         False,
         "leave the prompt's tokens (instruction and input) out of the loss: only the response "
@@ -720,7 +720,7 @@ class InstructConfig(RunOptions, InstructionOptions):
 
 
 @dataclass(frozen=True)
-class DPOConfig(RunOptions, InstructionOptions):
+class DPOConfig(FinetuneRunOptions, InstructionOptions):
     """One preference-tuning run (DPO): an instruction-tuned GPT (the policy) learns to prefer
     each example's ``chosen`` response over its ``rejected`` one, relative to a frozen copy of
     where it started (the reference).
@@ -731,19 +731,11 @@ class DPOConfig(RunOptions, InstructionOptions):
     instruction-tuned checkpoint (``require_init_from`` says so before a run starts).
     """
 
-    seed: int = _default("seed", 123)
-    batch_size: int = _default("batch_size", 8)
-    max_steps: int = _default("max_steps", 0)
     epochs: float = _default("epochs", 1.0)
     lr: float = _default("lr", 5e-6)
     min_lr: float = _default("min_lr", 5e-6)
-    warmup_steps: int = _default("warmup_steps", 0)
-    schedule: str = _default("schedule", "constant")
     weight_decay: float = _default("weight_decay", 0.01)
-    beta2: float = _default("beta2", 0.999)
-    grad_clip: float = _default("grad_clip", 0.0)
     eval_every: int = _default("eval_every", 25)
-    eval_batches: int = _default("eval_batches", 5)
     init_from: str = _option(
         "", "the instruction-tuned checkpoint to start from (a run or checkpoint folder); required"
     )

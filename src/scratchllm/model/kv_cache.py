@@ -60,16 +60,7 @@ class KVCache(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        if min(batch_size, n_head, max_length, head_dim) < 1:
-            raise ValueError(
-                f"batch_size, n_head, max_length and head_dim must be positive, got "
-                f"{batch_size}, {n_head}, {max_length}, {head_dim}"
-            )
-        shape = (batch_size, n_head, max_length, head_dim)  # (B, nh, max_length, hs)
-        # zeros rather than empty: a bug that reads past `length` then shows up as zeros, not
-        # as whatever the allocator left there.
-        self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
-        self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        _allocate(self, ("batch_size", batch_size), n_head, max_length, head_dim, dtype, device)
         self.length = 0  # positions 0 .. length hold valid keys and values
 
     @property
@@ -161,14 +152,7 @@ class SlotKVCache(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        if min(max_batch, n_head, max_length, head_dim) < 1:
-            raise ValueError(
-                f"max_batch, n_head, max_length and head_dim must be positive, got "
-                f"{max_batch}, {n_head}, {max_length}, {head_dim}"
-            )
-        shape = (max_batch, n_head, max_length, head_dim)  # (slots, nh, max_length, hs)
-        self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
-        self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        _allocate(self, ("max_batch", max_batch), n_head, max_length, head_dim, dtype, device)
 
     @property
     def max_batch(self) -> int:
@@ -228,3 +212,28 @@ class SlotKVCache(nn.Module):
             f"max_batch={max_batch}, n_head={n_head}, max_length={max_length}, "
             f"head_dim={head_dim}, dtype={self.k.dtype}"
         )
+
+
+def _allocate(
+    cache: nn.Module,
+    rows: tuple[str, int],
+    n_head: int,
+    max_length: int,
+    head_dim: int,
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+) -> None:
+    """Register a cache's ``k`` and ``v`` buffers ``(rows, nh, max_length, hs)``, non-persistent.
+
+    Zeros rather than empty: a bug that reads past what was written then shows up as zeros,
+    not as whatever the allocator left there.
+    """
+    name, count = rows
+    if min(count, n_head, max_length, head_dim) < 1:
+        raise ValueError(
+            f"{name}, n_head, max_length and head_dim must be positive, got "
+            f"{count}, {n_head}, {max_length}, {head_dim}"
+        )
+    shape = (count, n_head, max_length, head_dim)
+    cache.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+    cache.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
