@@ -125,6 +125,22 @@ def server(tiny_checkpoint):
 
 
 @pytest.fixture(scope="session")
+def slow_server(tmp_path_factory):
+    """A model large enough (8 layers of width 256, window 512) that a reply takes a few
+    seconds on a CPU, so the page can be watched while it streams and stopped midway."""
+    folder = tmp_path_factory.mktemp("page") / "page-model"
+    tokenizer = BPETokenizer.train(TEXT, 300)
+    config = GPTConfig(vocab_size=tokenizer.vocab_size, context_length=512, n_embd=256,
+                       n_head=4, n_layer=8, dropout=0.0, qkv_bias=True,
+                       tie_weights=True)  # fmt: skip
+    save_checkpoint(folder, GPT(config, generator=torch.Generator().manual_seed(5)), tokenizer,
+                    prompt_format="alpaca")  # fmt: skip
+    server = Server(folder)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def client(server):
     openai = pytest.importorskip("openai", reason="the openai client is a test dependency")
     return openai.OpenAI(base_url=f"{server.url}/v1", api_key=API_KEY, max_retries=0,

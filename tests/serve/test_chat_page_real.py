@@ -8,33 +8,11 @@ from __future__ import annotations
 import time
 
 import pytest
-import torch
 
-from scratchllm.config import GPTConfig
-from scratchllm.model.gpt import GPT
-from scratchllm.tokenizer import BPETokenizer
-from scratchllm.weights.checkpoint import save_checkpoint
-
-from .conftest import TEXT, WAIT_MS, Server
+from .conftest import WAIT_MS
 
 pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
 from playwright.sync_api import expect  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def slow_server(tmp_path_factory):
-    """A model large enough (8 layers of width 256, window 512) that a reply takes a few
-    seconds on a CPU, so the page can be watched while it streams and stopped midway."""
-    folder = tmp_path_factory.mktemp("page") / "page-model"
-    tokenizer = BPETokenizer.train(TEXT, 300)
-    config = GPTConfig(vocab_size=tokenizer.vocab_size, context_length=512, n_embd=256,
-                       n_head=4, n_layer=8, dropout=0.0, qkv_bias=True,
-                       tie_weights=True)  # fmt: skip
-    save_checkpoint(folder, GPT(config, generator=torch.Generator().manual_seed(5)), tokenizer,
-                    prompt_format="alpaca")  # fmt: skip
-    server = Server(folder)
-    yield server
-    server.stop()
 
 
 def test_the_page_streams_a_reply_from_the_real_server(open_chat, slow_server):

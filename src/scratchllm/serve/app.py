@@ -41,6 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from scratchllm.errors import ScratchLLMError
 from scratchllm.finetune.prompts import PromptFormat, render_chat
 from scratchllm.generate.engine import Engine, SamplingParams
+from scratchllm.generate.prepack import prepack_linears
 from scratchllm.generate.text_stream import TextStream
 from scratchllm.serve import protocol
 from scratchllm.serve.protocol import APIError, GenerationRequest, TokenLogprob, invalid
@@ -73,11 +74,14 @@ class ServerOptions:
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    prepack: bool = True  # on a CPU, oneDNN's prepacked weights (generate/prepack.py)
 
 
 def create_app(served: ServedModel, options: ServerOptions | None = None) -> FastAPI:
     """The FastAPI application serving ``served``; the engine thread starts with it."""
     options = options or ServerOptions()
+    if options.prepack:  # the served model is the engine's alone: swap its layers in place
+        prepack_linears(served.model)
     engine = Engine(served.model, max_batch=options.max_batch)
     worker = EngineWorker(engine, max_queue=options.max_queue)
 
