@@ -24,6 +24,8 @@ the embedding itself stays. The logits agree with the original's to float roundi
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -50,7 +52,11 @@ def prepacked(linear: nn.Linear) -> nn.Module:
         plain.weight.copy_(linear.weight)
         if linear.bias is not None:
             plain.bias.copy_(linear.bias)
-    return mkldnn.to_mkldnn(plain.eval())
+    # torch's MkldnnLinear is a TorchScript module, whose decorator now warns of TorchScript's
+    # deprecation on every construction; the module itself is what we want
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mkldnn.to_mkldnn(plain.eval())
 
 
 def prepack_linears(model: GPT) -> int:
