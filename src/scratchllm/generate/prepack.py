@@ -45,17 +45,17 @@ def can_prepack(model: nn.Module) -> bool:
 
 def prepacked(linear: nn.Linear) -> nn.Module:
     """A oneDNN copy of a plain ``nn.Linear`` (dense in, dense out, no gradient)."""
-    from torch.utils import mkldnn
-
     plain = nn.Linear(linear.in_features, linear.out_features, bias=linear.bias is not None)
     with torch.no_grad():
         plain.weight.copy_(linear.weight)
         if linear.bias is not None:
             plain.bias.copy_(linear.bias)
-    # torch's MkldnnLinear is a TorchScript module, whose decorator now warns of TorchScript's
-    # deprecation on every construction; the module itself is what we want
+    # torch's MkldnnLinear is a TorchScript module, whose decorators warn of TorchScript's
+    # deprecation when torch.utils.mkldnn is imported; the module itself is what we want
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        from torch.utils import mkldnn
+
         return mkldnn.to_mkldnn(plain.eval())
 
 
