@@ -180,7 +180,7 @@ def test_judging_counts_unusable_replies_and_skips_empty_responses(fake_judge, c
 
 
 def test_responses_file_errors(tmp_path):
-    with pytest.raises(ResponsesFileError, match="no such file: .*missing.json"):
+    with pytest.raises(ResponsesFileError, match="no file at .*missing.json"):
         read_responses(tmp_path / "missing.json")
     path = tmp_path / "responses.json"
     path.write_text("[{", encoding="utf-8")

@@ -1,4 +1,5 @@
-"""Atomic file writes: nothing a user has is ever left half-written.
+"""Atomic file writes: nothing a user has is ever left half-written; and reading a user's
+text file with one clear error for each way it can be wrong.
 
 Every file scratchllm produces is written to a temporary file in the destination folder and
 renamed into place only once complete, so an interrupted run leaves either the old file or the
@@ -8,11 +9,12 @@ new one, never a truncated mix.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 @contextlib.contextmanager
@@ -60,3 +62,35 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_user_text(path: Path, error: type[Exception], *, missing: str) -> str:
+    """The UTF-8 text of a file a user named (a byte-order mark dropped), or one ``error`` line:
+    no such file (with the hint ``missing``), unreadable, or not UTF-8 (with the line)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"no file at {path.absolute()}; {missing}") from None
+    except OSError as problem:  # a folder, no permission, ...
+        raise error(f"cannot read {path}: {problem.strerror or problem}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as problem:
+        line = data.count(b"\n", 0, problem.start) + 1
+        raise error(
+            f"{path} is not valid UTF-8: byte {data[problem.start]:#04x} on line {line} (byte "
+            f"offset {problem.start}); save the file as UTF-8"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def read_user_json(path: Path, error: type[Exception], *, missing: str) -> Any:
+    """The JSON value of a file a user named, or one ``error`` line (``read_user_text``'s, or
+    where the JSON breaks)."""
+    text = read_user_text(path, error, missing=missing)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as problem:
+        raise error(
+            f"{path} is not JSON (line {problem.lineno}, column {problem.colno}: {problem.msg})"
+        ) from None

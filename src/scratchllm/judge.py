@@ -49,6 +49,7 @@ from typing import Any
 
 from scratchllm.config import _option
 from scratchllm.errors import ConfigError, ScratchLLMError
+from scratchllm.io import read_user_json
 
 DEFAULT_RESPONSE_KEY = "model_response"  # the walkthrough's json_key
 EXAMPLE_ENDPOINT = "http://localhost:11434"  # Ollama's
@@ -84,18 +85,8 @@ def read_responses(
     """The entries of a responses file (see the module docstring), each checked: a wrong
     layout is a ``ResponsesFileError`` naming the file and the entry (counting from 0)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResponsesFileError(f"no such file: {path}") from None
-    except UnicodeDecodeError as error:
-        raise ResponsesFileError(f"{path} is not UTF-8 (byte offset {error.start})") from None
-    except json.JSONDecodeError as error:
-        raise ResponsesFileError(
-            f"{path} is not JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-        ) from None
-    except OSError as error:  # a folder, no permission, ...
-        raise ResponsesFileError(f"cannot read {path}: {error.strerror or error}") from None
+    data = read_user_json(path, ResponsesFileError,
+                          missing="give the JSON file `scratchllm respond` wrote")  # fmt: skip
     if not isinstance(data, list) or not data:
         found = f"a JSON {type(data).__name__}" if data else "nothing"
         raise ResponsesFileError(
@@ -376,13 +367,7 @@ class ChatClient:
     def _error_detail(self, body: bytes) -> str:
         """A server's error body as one short line (its ``error.message`` when it has one),
         with our key blanked out should the server echo it."""
-        text = body.decode("utf-8", errors="replace")
-        try:
-            error = json.loads(text)["error"]
-            text = error["message"] if isinstance(error, dict) else str(error)
-        except (ValueError, KeyError, TypeError):
-            pass
-        text = " ".join(str(text).split())
+        text = error_message(body, limit=None)
         if self._api_key:
             text = text.replace(self._api_key, "***")
         return repr(text[:200] + ("..." if len(text) > 200 else ""))
@@ -521,3 +506,22 @@ def judge_responses(
                     pool.shutdown(wait=False, cancel_futures=True)
                     raise
     return JudgeReport(tuple(items[entry.index] for entry in entries))
+
+
+def error_message(body: bytes, *, limit: int | None = 300) -> str:
+    """A server's error body as one short line: its OpenAI ``error.message`` when it has one,
+    cut to ``limit`` characters (None: whole).
+
+    >>> error_message(b'{"error": {"message": "no such model", "type": "invalid_request_error"}}')
+    'no such model'
+    """
+    text = body.decode("utf-8", errors="replace")
+    try:
+        error = json.loads(text)["error"]
+        text = error["message"] if isinstance(error, dict) else str(error)
+    except (ValueError, KeyError, TypeError):
+        pass
+    text = " ".join(str(text).split())
+    if limit is None or len(text) <= limit:
+        return text
+    return text[:limit] + "..."

@@ -163,7 +163,7 @@ def test_bad_chat_files_are_one_line_errors(checkpoints, monkeypatch, capsys, tm
     assert status == 0
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == len(script)
-    assert "no such file" in errors[0] and "is not JSON (line 1" in errors[1]
+    assert "no file at" in errors[0] and "is not JSON (line 1" in errors[1]
     assert "not a chat file" in errors[2] and "message 0 must be an object" in errors[3]
     assert "top_k must be at least 1" in errors[4] and "/load needs a file name" in errors[5]
 

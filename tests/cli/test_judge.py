@@ -97,7 +97,7 @@ def test_score_on_the_walkthrough_responses(shared_data, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (None, "no such file: {path}"),
+        (None, "no file at {path}"),
         ("[{]", "{path} is not JSON (line 1, column 3"),
         (
             json.dumps(

@@ -19,7 +19,7 @@ from typing import Any
 
 from scratchllm.config import SamplingConfig
 from scratchllm.errors import ScratchLLMError
-from scratchllm.judge import chat_completions_url
+from scratchllm.judge import chat_completions_url, error_message
 
 DEFAULT_TIMEOUT = 300.0  # seconds to wait for the server's next bytes
 
@@ -199,22 +199,6 @@ def server_sent_events(lines: Iterable[bytes]) -> Iterator[str]:
             data.append(line[5:].removeprefix(" "))
     if data and "\n".join(data) != "[DONE]":
         yield "\n".join(data)
-
-
-def error_message(body: bytes) -> str:
-    """A server's error body as one short line: its OpenAI ``error.message`` when it has one.
-
-    >>> error_message(b'{"error": {"message": "no such model", "type": "invalid_request_error"}}')
-    'no such model'
-    """
-    text = body.decode("utf-8", errors="replace")
-    try:
-        error = json.loads(text)["error"]
-        text = error["message"] if isinstance(error, dict) else str(error)
-    except (ValueError, KeyError, TypeError):
-        pass
-    text = " ".join(str(text).split())
-    return text[:300] + ("..." if len(text) > 300 else "")
 
 
 def _json(data: bytes) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 from scratchllm.config import SamplingConfig
 from scratchllm.errors import ConfigError, ScratchLLMError
 from scratchllm.finetune.prompts import CHAT_ROLES
-from scratchllm.io import atomic_write_text
+from scratchllm.io import atomic_write_text, read_user_json
 
 FILE_VERSION = 1
 # the chat's name for each setting -> SamplingConfig's field
@@ -103,18 +103,7 @@ def load_chat(
 ) -> tuple[list[dict[str, str]], SamplingConfig]:
     """The messages of a chat file, and ``settings`` with the file's settings applied."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ChatFileError(f"no such file: {path}") from None
-    except UnicodeDecodeError as error:
-        raise ChatFileError(f"{path} is not UTF-8 (byte offset {error.start})") from None
-    except json.JSONDecodeError as error:
-        raise ChatFileError(
-            f"{path} is not JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-        ) from None
-    except OSError as error:  # a folder, no permission, ...
-        raise ChatFileError(f"cannot read {path}: {error.strerror or error}") from None
+    data = read_user_json(path, ChatFileError, missing="give a file that /save wrote")
     if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
         raise ChatFileError(
             f"{path} is not a chat file: it needs a JSON object with a list of messages "

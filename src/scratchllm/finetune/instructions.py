@@ -46,6 +46,7 @@ from typing import Any
 
 from scratchllm.corpora import dataset_path
 from scratchllm.errors import InstructionDataError
+from scratchllm.io import read_user_text
 
 INSTRUCTION_KEYS = ("instruction", "input", "output")
 PREFERENCE_KEYS = ("chosen", "rejected")  # what preference tuning requires on top
@@ -197,24 +198,11 @@ def _is_one_object(text: str) -> bool:
 
 
 def _read_utf8(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InstructionDataError(
-            f"no file at {path.absolute()}; give a JSON or JSONL file of instructions, or a "
-            f"dataset name ({', '.join(INSTRUCTION_DATASETS)})"
-        ) from None
-    except OSError as error:
-        raise InstructionDataError(f"cannot read {path}: {error.strerror or error}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise InstructionDataError(
-            f"{path} is not valid UTF-8: byte {data[error.start]:#04x} on line {line}; save "
-            "the file as UTF-8"
-        ) from None
-    return text.removeprefix("\ufeff")
+    return read_user_text(
+        path, InstructionDataError,
+        missing="give a JSON or JSONL file of instructions, or a dataset name "
+        f"({', '.join(INSTRUCTION_DATASETS)})",
+    )  # fmt: skip
 
 
 def _keys(keys: tuple[str, ...]) -> str:

@@ -51,6 +51,7 @@ from typing import Literal
 
 from scratchllm.corpora import dataset_path
 from scratchllm.errors import ConfigError, LabelledDataError
+from scratchllm.io import read_user_text
 
 LabelledFormat = Literal["csv", "tsv", "jsonl"]
 LABELLED_FORMATS: tuple[LabelledFormat, ...] = ("csv", "tsv", "jsonl")
@@ -200,24 +201,10 @@ NAMED_DATASETS: dict[str, Callable[[], LabelledSet]] = {"sms-spam": _sms_spam}
 
 
 def _read_utf8(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise LabelledDataError(
-            f"no file at {path.absolute()}; give a CSV, TSV or JSONL file, or a dataset name "
-            f"({', '.join(NAMED_DATASETS)})"
-        ) from None
-    except OSError as error:
-        raise LabelledDataError(f"cannot read {path}: {error.strerror or error}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise LabelledDataError(
-            f"{path} is not valid UTF-8: byte {data[error.start]:#04x} on line {line} (byte "
-            f"offset {error.start}); save the file as UTF-8"
-        ) from None
-    return text.removeprefix("\ufeff")
+    return read_user_text(
+        path, LabelledDataError,
+        missing=f"give a CSV, TSV or JSONL file, or a dataset name ({', '.join(NAMED_DATASETS)})",
+    )  # fmt: skip
 
 
 def parse_labelled(
