@@ -161,6 +161,22 @@ def example_inputs_targets(
     return inputs, targets
 
 
+def _inputs_targets(
+    examples: Sequence[EncodedInstruction],
+    pad_id: int,
+    ignore_index: int,
+    max_length: int | None,
+    mask_prompt: bool,
+) -> list[tuple[list[int], list[int]]]:
+    """``example_inputs_targets`` of each example, the options checked first."""
+    _check_options(examples, max_length)
+    return [
+        example_inputs_targets(example, pad_id=pad_id, ignore_index=ignore_index,
+                               max_length=max_length, mask_prompt=mask_prompt)
+        for example in examples
+    ]  # fmt: skip
+
+
 def _check_options(examples: Sequence[EncodedInstruction], max_length: int | None) -> None:
     if not examples:
         raise ConfigError("a batch needs at least one example")
@@ -188,17 +204,7 @@ def collate(
     >>> batch["inputs"].tolist(), batch["targets"].tolist()
     ([[0, 1, 2, 3, 4], [5, 6, 50256, 50256, 50256]], [[1, 2, 3, 4, 50256], [6, 50256, -100, -100, -100]])
     """  # noqa: E501 - a doctest's output is one line
-    _check_options(examples, max_length)
-    pairs = [
-        example_inputs_targets(
-            example,
-            pad_id=pad_id,
-            ignore_index=ignore_index,
-            max_length=max_length,
-            mask_prompt=mask_prompt,
-        )
-        for example in examples
-    ]
+    pairs = _inputs_targets(examples, pad_id, ignore_index, max_length, mask_prompt)
     length = max(len(inputs) for inputs, _ in pairs)
     inputs = np.full((len(pairs), length), pad_id, dtype=np.int64)
     targets = np.full((len(pairs), length), ignore_index, dtype=np.int64)
@@ -292,17 +298,7 @@ def pack(
     document_ids [[0, 0, 0, 1], [0, 0, -1, -1]]
     positions    [[0, 1, 2, 0], [0, 1, 0, 1]]
     """
-    _check_options(examples, max_length)
-    pairs = [
-        example_inputs_targets(
-            example,
-            pad_id=pad_id,
-            ignore_index=ignore_index,
-            max_length=max_length,
-            mask_prompt=mask_prompt,
-        )
-        for example in examples
-    ]
+    pairs = _inputs_targets(examples, pad_id, ignore_index, max_length, mask_prompt)
     rows = first_fit_decreasing([len(inputs) for inputs, _ in pairs], max_length)
     length = max(sum(len(pairs[index][0]) for index in row) for row in rows)
     inputs = np.full((len(rows), length), pad_id, dtype=np.int64)

@@ -267,14 +267,10 @@ class GPT(nn.Module):
         its own. Prefill a slot with ``positions = arange(T)``, then decode rows at different
         positions together. (Positions before a row's first new one must have been written.)
         """
-        hidden = self._run(
-            token_ids,
-            kv_caches=kv_caches,
-            start_position=start_position,
-            document_ids=document_ids,
-            positions=positions,
-            slots=slots,
-        )
+        hidden = self.hidden_states(
+            token_ids, kv_caches=kv_caches, start_position=start_position,
+            document_ids=document_ids, positions=positions, slots=slots,
+        )  # fmt: skip
         return self.lm_head(hidden)  # (B, T, V)
 
     def hidden_states(
