@@ -281,3 +281,26 @@ def test_cors_is_off_unless_origins_are_given(server, tiny_checkpoint):
         assert refused.get("access-control-allow-origin") != "http://elsewhere.test"
     finally:
         open_to.stop()
+
+
+def test_our_server_can_be_the_judge(slow_server, monkeypatch, capsys, tmp_path, shared_data):
+    """``scratchllm judge`` through our own server (the larger model: a grading prompt is a
+    few hundred tokens): every request answered, and the random model's replies (not
+    scores) counted as unusable, not dropped."""
+    server = slow_server
+    from scratchllm.cli import main
+
+    entries = json.loads((shared_data / "instruction-data-with-response.json").read_text())[:3]
+    responses = tmp_path / "responses.json"
+    responses.write_text(json.dumps(entries), encoding="utf-8")
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    scores = tmp_path / "scores.json"
+    status = main(["judge", "--responses", str(responses), "--endpoint", f"{server.url}/v1",
+                   "--model", "page-model", "--max-tokens", "4", "-o", str(scores),
+                   "--no-progress"])  # fmt: skip
+    printed = capsys.readouterr()
+    assert status == 1, printed  # no usable score from a random model: said, not hidden
+    assert "3 responses: 0 scored, 3 without a usable score" in printed.out + printed.err
+    written = json.loads(scores.read_text())
+    assert len(written["items"]) == 3
