@@ -246,6 +246,7 @@ class FakeServer:
     def __init__(self, script):
         self.script = list(script)
         self.requests: list[dict] = []
+        self.tokenize_requests = 0
         self.gone = threading.Event()
         server = self
 
@@ -258,6 +259,10 @@ class FakeServer:
             def do_POST(self):  # noqa: N802
                 length = int(self.headers["Content-Length"])
                 body = json.loads(self.rfile.read(length))
+                if self.path == "/tokenize":  # as OpenAI's: none (the chat then sends all)
+                    server.tokenize_requests += 1
+                    self.send(404, {"error": {"message": "no route", "code": "not_found"}})
+                    return
                 server.requests.append({"headers": dict(self.headers), "body": body})
                 action = server.script.pop(0)
                 if isinstance(action, tuple):
@@ -353,6 +358,7 @@ def test_remote_streams_answers_with_the_history_and_survives_an_error(
         {"role": "user", "content": QUESTIONS[1]},
     ]
     assert all(r["headers"]["Authorization"] == "Bearer sk-test" for r in server.requests)
+    assert server.tokenize_requests == 1  # asked once; without /tokenize the chat sends all
 
 
 def test_an_error_event_in_the_stream_is_one_line_and_the_chat_goes_on(

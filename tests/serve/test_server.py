@@ -304,3 +304,20 @@ def test_our_server_can_be_the_judge(slow_server, monkeypatch, capsys, tmp_path,
     assert "3 responses: 0 scored, 3 without a usable score" in printed.out + printed.err
     written = json.loads(scores.read_text())
     assert len(written["items"]) == 3
+
+
+def test_the_remote_chat_drops_the_oldest_turns_when_the_window_fills(server, monkeypatch, capsys):
+    """The server's /tokenize counts the conversation; the REPL drops the oldest turns with
+    a notice instead of sending what the server would refuse."""
+    from scratchllm.cli import main
+
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    long_line = "the cat sat on the mat " * 8  # ~50 tokens a turn in a 256-token window
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(f"{i} {long_line}\n" for i in range(5))))
+    argv = ["chat", "--remote", server.url, "--temperature", "0", "--max-new-tokens", "8"]
+    assert main(argv) == 0
+    printed = capsys.readouterr()
+    assert "oldest turn" in printed.out + printed.err  # the notice
+    assert "error" not in printed.err.lower()  # no request refused for its length
+    assert printed.err.count("tokens/s") == 5  # every message answered: one stats line each

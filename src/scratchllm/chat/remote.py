@@ -6,8 +6,10 @@ One ``POST {URL}/v1/chat/completions`` per answer, with the whole conversation a
 ``choices[0].delta.content``, and ends with ``data: [DONE]``. Closing a reply early (Ctrl-C)
 closes the connection, which tells the server to stop generating. An error (an OpenAI error
 object, ``{"error": {"message": ...}}``, as the HTTP response or as an event) is a
-``RemoteChatError`` with the server's message. The server fits the conversation to its model's
-window; the standard library's ``urllib`` does the HTTP, so nothing more is needed.
+``RemoteChatError`` with the server's message. When the conversation outgrows the model's
+window, the oldest turns are dropped (with a notice), counted by the server's ``/tokenize``
+(ours and vLLM's have it). The standard library's ``urllib`` does the HTTP, so nothing more
+is needed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from scratchllm.config import SamplingConfig
 from scratchllm.errors import ScratchLLMError
+from scratchllm.finetune.prompts import keep_fitting_turns
 from scratchllm.judge import chat_completions_url, error_message
 
 DEFAULT_TIMEOUT = 300.0  # seconds to wait for the server's next bytes
@@ -46,6 +49,7 @@ class RemoteChat:
         self._api_key = api_key
         self.timeout = timeout
         self._opener = urllib.request.build_opener()  # honours the *_proxy variables
+        self._no_tokenize = False  # set once the server shows it has no /tokenize
 
     def __repr__(self) -> str:  # never the key
         return f"RemoteChat({self.url!r}, model={self.model!r})"
@@ -56,8 +60,36 @@ class RemoteChat:
     def fit(
         self, messages: Sequence[Mapping[str, str]], settings: SamplingConfig
     ) -> tuple[list[Mapping[str, str]], int]:
-        """All of them: the server knows its model's window and fits the prompt to it."""
-        return list(messages), 0
+        """The messages whose prompt leaves room for the answer (up to half the window), and
+        how many of the oldest turns had to go, counted by the server's ``POST /tokenize``
+        (ours and vLLM's); a server without it gets them all (and says when they do not
+        fit)."""
+        counted = self._count(messages)
+        if counted is None:
+            return list(messages), 0
+        window = counted[1]
+        reserve = min(settings.max_new_tokens, window // 2)
+
+        def fits(kept: list[Mapping[str, str]]) -> bool:
+            if len(kept) == len(messages):  # all of them: counted above
+                return counted[0] + reserve <= window
+            return (self._count(kept) or (0, window))[0] + reserve <= window
+
+        return keep_fitting_turns(messages, fits)
+
+    def _count(self, messages: Sequence[Mapping[str, str]]) -> tuple[int, int] | None:
+        """``(prompt tokens, window)`` from the server's ``/tokenize``; None when it has none."""
+        if self._no_tokenize:
+            return None
+        url = self.url.removesuffix("/v1/chat/completions") + "/tokenize"
+        body = {"model": self.model, "messages": [dict(m) for m in messages]}
+        try:
+            with self.open(body, url=url) as response:
+                answer = json.loads(response.read())
+            return int(answer["count"]), int(answer["max_model_len"])
+        except (RemoteChatError, ValueError, KeyError, TypeError):
+            self._no_tokenize = True  # not ours or vLLM's: the server will say what fails
+            return None
 
     def request_body(
         self, messages: Sequence[Mapping[str, str]], settings: SamplingConfig

@@ -206,6 +206,27 @@ def drop_oldest_turns(
     >>> [message["content"] for message in kept], dropped
     (['c'], 1)
     """
+    return keep_fitting_turns(
+        messages,
+        lambda kept: (
+            count_tokens(render_chat(kept, prompt_format).text) + reserve <= context_length
+        ),
+    )
+
+
+def keep_fitting_turns(
+    messages: Sequence[Mapping[str, Any]],
+    fits: Callable[[list[Mapping[str, Any]]], bool],
+) -> tuple[list[Mapping[str, Any]], int]:
+    """``drop_oldest_turns`` with any test of fitting (``fits(kept)``): a remote chat asks its
+    server to count (``chat/remote.py``). The oldest turns go first; system messages and the
+    last turn stay.
+
+    >>> chat = [{"role": "user", "content": "1"}, {"role": "assistant", "content": "a"},
+    ...         {"role": "user", "content": "2"}]
+    >>> keep_fitting_turns(chat, lambda kept: len(kept) < 2)
+    ([{'role': 'user', 'content': '2'}], 1)
+    """
     messages = list(messages)
     _turns(messages)  # the same checks as render_chat
     starts = [i for i, message in enumerate(messages) if message["role"] == "user"]
@@ -214,8 +235,7 @@ def drop_oldest_turns(
     dropped = 0
     kept = messages
     while True:
-        used = count_tokens(render_chat(kept, prompt_format).text)
-        if used + reserve <= context_length or dropped + 1 >= len(starts):
+        if fits(kept) or dropped + 1 >= len(starts):
             return kept, dropped
         dropped += 1
         # keep every system message, and everything from the next kept turn on
