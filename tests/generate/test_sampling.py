@@ -104,6 +104,21 @@ def test_top_k_keeps_at_most_k_and_they_are_the_largest(rows: list[list[float]],
         assert torch.equal(row[row_kept].sort().values, expected_values)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.lists(st.sampled_from([-math.inf, -1.0, 0.0, 0.5, 2.0]), min_size=12,
+                           max_size=12), min_size=1, max_size=3),
+    k=st.integers(min_value=1, max_value=13),
+)  # fmt: skip
+def test_top_k_keeps_what_a_stable_sort_keeps(rows: list[list[float]], k: int) -> None:
+    """Oracle for the ties: the first k ids of a stable descending sort (what the filter did
+    before it used torch.topk to find the k-th value without sorting the vocabulary)."""
+    logits = torch.tensor(rows)
+    order = torch.sort(logits, dim=-1, descending=True, stable=True).indices
+    expected = logits.scatter(-1, order[..., k:], float("-inf")) if k < 12 else logits
+    assert torch.equal(top_k_filter(logits, k), expected)
+
+
 # ---- top-p ----------------------------------------------------------------------------------
 
 

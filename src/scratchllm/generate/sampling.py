@@ -78,9 +78,14 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
         raise ConfigError(f"top_k must be at least 1, got {k}")
     if k >= logits.shape[-1]:
         return logits
-    order = torch.sort(logits, dim=-1, descending=True, stable=True).indices  # (B, V)
-    dropped = order[..., k:]  # ids ranked after the k-th
-    return logits.scatter(-1, dropped, float("-inf"))
+    # the k-th largest value, without sorting the whole vocabulary: everything above it stays,
+    # and of the logits equal to it, the lowest ids fill the rest of the k places
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (B, 1)
+    above = logits > kth
+    equal = logits == kth
+    room = k - above.sum(dim=-1, keepdim=True)
+    keep = above | (equal & (torch.cumsum(equal, dim=-1) <= room))
+    return logits.masked_fill(~keep, float("-inf"))
 
 
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
