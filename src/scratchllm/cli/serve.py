@@ -110,7 +110,11 @@ def run_serve(args: argparse.Namespace) -> None:
         f"(API: {url}/v1){'; API key required' if args.api_key else ''}",
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="off")
+    finally:
+        app.state.worker.stop()
+    print("stopped", flush=True)
 
 
 def _folder_name(path) -> str:

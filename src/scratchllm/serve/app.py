@@ -78,19 +78,18 @@ class ServerOptions:
 
 
 def create_app(served: ServedModel, options: ServerOptions | None = None) -> FastAPI:
-    """The FastAPI application serving ``served``; the engine thread starts with it."""
+    """The FastAPI application serving ``served``; the engine's thread starts here
+    (``app.state.worker.stop()`` ends it)."""
     options = options or ServerOptions()
     if options.prepack:  # the served model is the engine's alone: swap its layers in place
         prepack_linears(served.model)
     engine = Engine(served.model, max_batch=options.max_batch)
     worker = EngineWorker(engine, max_queue=options.max_queue)
+    # the engine's thread runs from here on (a daemon: it ends with the process), not from an
+    # ASGI lifespan, whose task a Ctrl-C of uvicorn cancels with a logged traceback
+    worker.start()
 
-    async def lifespan(app: FastAPI):
-        worker.start()
-        yield
-        worker.stop()
-
-    app = FastAPI(title="scratchllm", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="scratchllm", docs_url=None, redoc_url=None)
     app.state.served, app.state.worker, app.state.options = served, worker, options
     _add_error_handlers(app, worker)
     app.add_middleware(_BodyLimit, limit=options.max_body_bytes)
