@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import signal
 import socket
 import threading
 import time
@@ -321,3 +322,11 @@ def test_the_remote_chat_drops_the_oldest_turns_when_the_window_fills(server, mo
     assert "oldest turn" in printed.out + printed.err  # the notice
     assert "error" not in printed.err.lower()  # no request refused for its length
     assert printed.err.count("tokens/s") == 5  # every message answered: one stats line each
+
+
+def test_ctrl_c_stops_the_server_cleanly(tiny_checkpoint):
+    running = Server(tiny_checkpoint)
+    running.process.send_signal(signal.SIGINT)
+    output, _ = running.process.communicate(timeout=20)
+    assert running.process.returncode == 0, output
+    assert "Traceback" not in output and output.rstrip().endswith("stopped")
