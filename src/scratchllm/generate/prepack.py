@@ -34,13 +34,19 @@ from scratchllm.model.gpt import GPT
 
 def can_prepack(model: nn.Module) -> bool:
     """Whether ``prepack_linears`` would change anything: float32 weights on the CPU, and a
-    PyTorch built with oneDNN."""
+    PyTorch built with oneDNN that still has ``torch.utils.mkldnn``."""
     weight = next(model.parameters())
-    return (
-        weight.device.type == "cpu"
-        and weight.dtype == torch.float32
-        and torch.backends.mkldnn.is_available()
-    )
+    if weight.device.type != "cpu" or weight.dtype != torch.float32:
+        return False
+    if not torch.backends.mkldnn.is_available():
+        return False
+    with warnings.catch_warnings():  # see prepacked
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            from torch.utils import mkldnn
+        except ImportError:  # a future PyTorch without it: plain layers, still correct
+            return False
+    return hasattr(mkldnn, "to_mkldnn")
 
 
 def prepacked(linear: nn.Linear) -> nn.Module:
