@@ -62,6 +62,9 @@ from scratchllm.model.gpt import GPT
 FINISH_STOP = "stop"  # a stop id was picked (and not emitted)
 FINISH_LENGTH = "length"  # max_new_tokens reached, or the model's window is full
 FINISH_CANCELLED = "cancelled"
+# the most positions one prefill pass computes (rows x the longest prompt among them): prompts
+# that arrive together share a pass up to this, so the first tokens come sooner
+PREFILL_TOKENS = 4096
 
 
 @dataclass(frozen=True)
@@ -241,8 +244,8 @@ class Engine:
         logits = []  # (1..B, V) blocks, in the order of `decoding + admitted`
         if decoding:
             logits.append(self._decode(decoding))
-        for request in admitted:
-            logits.append(self._prefill(request))
+        for group in prefill_groups([len(r.prompt_ids) for r in admitted], PREFILL_TOKENS):
+            logits.append(self._prefill([admitted[i] for i in group]))
         rows = decoding + admitted
         if rows:
             events.extend(self._pick_and_emit(rows, torch.cat(logits).float()))
@@ -276,19 +279,27 @@ class Engine:
                 self._active[request.request_id] = request
         return events
 
-    def _prefill(self, request: _Request) -> torch.Tensor:
-        """Run the prompt into the request's slot; return its last position's logits (1, V)."""
-        num_tokens = len(request.prompt_ids)
+    def _prefill(self, requests: list[_Request]) -> torch.Tensor:
+        """Run the prompts into their slots in one forward pass (each row padded to the
+        longest; see ``prefill_groups``); return each one's last position's logits (B, V)."""
+        lengths = [len(request.prompt_ids) for request in requests]
+        longest = max(lengths)
+        ids = torch.zeros(len(requests), longest, dtype=torch.long)  # padding: any id will do
+        for row, request in enumerate(requests):
+            ids[row, : lengths[row]] = torch.tensor(request.prompt_ids)
+        device = self.device
         hidden = self.model.hidden_states(
-            torch.tensor([request.prompt_ids], device=self.device),
+            ids.to(device),
             kv_caches=self._caches,
-            positions=torch.arange(num_tokens, device=self.device)[None],  # (1, T)
-            slots=torch.tensor([request.slot], device=self.device),
-        )
-        self._counts[request.slot].zero_()
-        request.position = num_tokens
-        # only the last position's logits are needed: skip the (T - 1) x V others
-        return self.model.lm_head(hidden[:, -1])  # (1, V)
+            positions=torch.arange(longest, device=device).expand(len(requests), longest),
+            slots=torch.tensor([request.slot for request in requests], device=device),
+        )  # (B, T, C)
+        for request in requests:
+            self._counts[request.slot].zero_()
+            request.position = len(request.prompt_ids)
+        # only each prompt's last position's logits are needed: skip the others x V
+        rows = torch.arange(len(requests), device=device)
+        return self.model.lm_head(hidden[rows, torch.tensor(lengths, device=device) - 1])
 
     def _decode(self, requests: list[_Request]) -> torch.Tensor:
         """Feed each request's last token at its own position, in one forward pass; return the
@@ -403,3 +414,27 @@ def token_logprobs(
 def _final(request_id: int, finish_reason: str) -> TokenEvent:
     """The last event of a request that brings no token."""
     return TokenEvent(request_id, None, None, (), finish_reason)
+
+
+def prefill_groups(lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Which prompts (by index) share a prefill pass: in order, as many as keep rows x the
+    longest prompt among them within ``budget`` (a prompt longer than it goes alone).
+
+    A row shorter than the longest is padded: its padding writes keys and values at positions
+    after its prompt, which its first decode steps overwrite before any of its tokens can
+    attend to them (a token sees its slot's positions up to its own), so the padding costs
+    only the work.
+
+    >>> prefill_groups([30, 32, 28, 900, 10], 1024)
+    [[0, 1, 2], [3], [4]]
+    """
+    groups: list[list[int]] = []
+    longest = 0
+    for index, length in enumerate(lengths):
+        if groups and max(longest, length) * (len(groups[-1]) + 1) <= budget:
+            groups[-1].append(index)
+            longest = max(longest, length)
+        else:
+            groups.append([index])
+            longest = length
+    return groups
