@@ -12,9 +12,10 @@ How it works:
 - the KV cache is preallocated once: ``max_batch`` slots of ``max_length`` positions per layer
   (``model/kv_cache.py``'s ``SlotKVCache``), on the model's device and in its dtype;
 - ``submit`` queues a request (any thread); ``step`` (one worker thread) first frees the slots
-  of cancelled requests, then admits waiting requests into free slots, prefilling each prompt
-  on its own (batch 1, positions ``0 .. T - 1`` of its slot), then runs one batched forward
-  pass that feeds every older request's last token at its own position
+  of cancelled requests, then admits waiting requests into free slots, prefilling their
+  prompts together (padded to the longest, positions ``0 .. T - 1`` of each slot;
+  ``prefill_groups`` bounds a pass), then runs one batched forward pass that feeds every
+  older request's last token at its own position
   (``GPT.forward(..., positions=(B, 1), slots=(B,))``, with a per-row causal mask);
 - the last-position logits of all rows (prefill and decode alike) are then turned into one
   token each, per request: presence/frequency penalties (``sampling.apply_penalties``), then
