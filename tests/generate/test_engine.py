@@ -18,7 +18,8 @@ import torch
 from scratchllm.config import GPTConfig
 from scratchllm.errors import ConfigError
 from scratchllm.generate import Engine, SamplingParams, TokenEvent, generate_tokens
-from scratchllm.generate.engine import token_logprobs
+from scratchllm.generate import engine as engine_module
+from scratchllm.generate.engine import prefill_groups, token_logprobs
 from scratchllm.model.gpt import GPT
 
 VOCAB, CONTEXT = 100, 64
@@ -88,7 +89,11 @@ def test_one_greedy_request_equals_generate_tokens(use_cache):
     assert not tiny_gpt().training  # eval mode: dropout is off
 
 
-def test_eight_concurrent_greedy_requests_equal_each_alone():
+@pytest.mark.parametrize("prefill_tokens", [4096, 24])  # one prefill pass, or several
+def test_eight_concurrent_greedy_requests_equal_each_alone(prefill_tokens, monkeypatch):
+    """Prompts of 1 to 22 tokens admitted in one step share prefill passes (padded), as
+    many as ``PREFILL_TOKENS`` allows: each still gets exactly its tokens alone."""
+    monkeypatch.setattr(engine_module, "PREFILL_TOKENS", prefill_tokens)
     engine = Engine(tiny_gpt(), max_batch=8)
     requests = {}
     for index in range(8):
@@ -100,6 +105,15 @@ def test_eight_concurrent_greedy_requests_equal_each_alone():
     for request_id, (prompt, params) in requests.items():
         assert tokens_of(engine_events[request_id]) == alone(prompt, params)
     assert engine.num_active == 0 and not engine.has_work
+
+
+def test_prefill_groups_keep_rows_times_the_longest_within_the_budget():
+    lengths = [1, 4, 7, 10, 13, 16, 19, 22]
+    groups = prefill_groups(lengths, 24)
+    assert sorted(i for group in groups for i in group) == list(range(8))  # each once, in order
+    assert all(len(g) * max(lengths[i] for i in g) <= 24 or len(g) == 1 for g in groups)
+    assert groups == [[0, 1, 2], [3], [4], [5], [6], [7]]  # 7 x 3 fits, 13 x 2 does not
+    assert prefill_groups([50], 24) == [[0]]  # longer than the budget: alone
 
 
 def test_requests_join_and_leave_between_steps():
