@@ -330,3 +330,20 @@ def test_ctrl_c_stops_the_server_cleanly(tiny_checkpoint):
     output, _ = running.process.communicate(timeout=20)
     assert running.process.returncode == 0, output
     assert "Traceback" not in output and output.rstrip().endswith("stopped")
+
+
+def test_n_streamed_choices_interleave_and_each_equals_its_whole(client):
+    messages = [{"role": "user", "content": "Say something."}]
+    whole = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=8,
+                                           temperature=1.0, n=2, seed=11)  # fmt: skip
+    chunks = list(client.chat.completions.create(model=MODEL, messages=messages, max_tokens=8,
+                                                 temperature=1.0, n=2, seed=11, stream=True))  # fmt: skip
+    joined = {0: "", 1: ""}
+    finishes = {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            joined[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finishes[choice.index] = choice.finish_reason
+    assert [joined[0], joined[1]] == [c.message.content for c in whole.choices]
+    assert finishes == {c.index: c.finish_reason for c in whole.choices}
