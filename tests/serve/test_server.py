@@ -334,10 +334,9 @@ def test_ctrl_c_stops_the_server_cleanly(tiny_checkpoint):
 
 def test_n_streamed_choices_interleave_and_each_equals_its_whole(client):
     messages = [{"role": "user", "content": "Say something."}]
-    whole = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=8,
-                                           temperature=1.0, n=2, seed=11)  # fmt: skip
-    chunks = list(client.chat.completions.create(model=MODEL, messages=messages, max_tokens=8,
-                                                 temperature=1.0, n=2, seed=11, stream=True))  # fmt: skip
+    options = dict(model=MODEL, messages=messages, max_tokens=8, temperature=1.0, n=2, seed=11)
+    whole = client.chat.completions.create(**options)
+    chunks = list(client.chat.completions.create(**options, stream=True))
     joined = {0: "", 1: ""}
     finishes = {}
     for chunk in chunks:
