@@ -73,10 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scratchllm",
         description="A GPT-2 style LLM built from scratch: corpus -> tokenizer -> token files "
-        "-> sliding windows -> GPT -> pretraining -> generation.",
+        "-> sliding windows -> GPT -> pretraining -> generation -> GPT-2's weights -> "
+        "finetuning (classify, instruct, dpo) -> chat and serve.",
         epilog="Start with `scratchllm train` (no arguments): it trains a BPE tokenizer and a "
         "small GPT on the embedded python-docs corpus under out/runs/; then `scratchllm "
-        "generate --prompt ...` continues text with the model it trained.",
+        "generate --prompt ...` continues text with the model it trained, and `scratchllm "
+        "chat` or `scratchllm serve` talk with it.",
     )
     parser.add_argument(
         "--version", action=_VersionAction, help="print scratchllm's version and exit"
