@@ -487,25 +487,42 @@ def judge_responses(
     from tqdm import tqdm
 
     items: dict[int, JudgedItem] = {}
-    with tqdm(
-        total=len(entries), desc="judging", unit="response", disable=not show_progress
-    ) as progress:
-        if client.config.concurrency == 1:
-            for entry in entries:
-                items[entry.index] = judge_entry(entry, client)
-                progress.update()
-        else:
-            with ThreadPoolExecutor(client.config.concurrency) as pool:
-                futures = [pool.submit(judge_entry, entry, client) for entry in entries]
-                try:
-                    for future in as_completed(futures):
-                        item = future.result()
-                        items[item.index] = item
-                        progress.update()
-                except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
+    try:
+        with tqdm(
+            total=len(entries), desc="judging", unit="response", disable=not show_progress
+        ) as progress:
+            if client.config.concurrency == 1:
+                for entry in entries:
+                    items[entry.index] = judge_entry(entry, client)
+                    progress.update()
+            else:
+                with ThreadPoolExecutor(client.config.concurrency) as pool:
+                    futures = [pool.submit(judge_entry, entry, client) for entry in entries]
+                    try:
+                        for future in as_completed(futures):
+                            item = future.result()
+                            items[item.index] = item
+                            progress.update()
+                    except BaseException:
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        raise
+    except (ScratchLLMError, KeyboardInterrupt) as error:
+        # what was judged before the failure is kept: the caller may write it
+        done = JudgeReport(tuple(items[e.index] for e in entries if e.index in items))
+        reason = "interrupted" if isinstance(error, KeyboardInterrupt) else str(error)
+        raise JudgeStopped(
+            f"{reason} ({len(done.items)} of {len(entries)} responses judged before it)", done
+        ) from None
     return JudgeReport(tuple(items[entry.index] for entry in entries))
+
+
+class JudgeStopped(ScratchLLMError):
+    """A judging run stopped early (a request failed after its retries, or Ctrl-C); ``report``
+    holds the verdicts reached before it, so that they are not lost."""
+
+    def __init__(self, message: str, report: JudgeReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 def error_message(body: bytes, *, limit: int | None = 300) -> str:

@@ -120,3 +120,16 @@ def test_bad_responses_file(command, content, message, tmp_path, capsys):
     assert main(arguments) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: " + message.format(path=path)) and error.count("\n") == 1
+
+
+def test_a_run_that_stops_keeps_what_was_judged(fake_judge, responses_file, tmp_path, capsys):
+    bad = json.dumps({"error": {"message": "model unloaded"}}).encode()
+    fake_judge.script = ["85", "90", (400, {}, bad)]  # the third request fails, not retried
+    output = tmp_path / "scores.json"
+    status = main(["judge", "--responses", str(responses_file), "--endpoint", fake_judge.url,
+                   "--model", "llama3", "-o", str(output), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 2 and "model unloaded" in err and "2 of 6 responses judged" in err
+    data = json.loads(output.read_text())
+    assert data["complete"] is False and "model unloaded" in data["stopped"]
+    assert [item["score"] for item in data["items"]] == [85, 90]

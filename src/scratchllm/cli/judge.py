@@ -82,27 +82,34 @@ def add_responses_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_judge(args: argparse.Namespace) -> int:
-    from scratchllm.judge import ChatClient, judge_responses, read_responses
+    from scratchllm.judge import ChatClient, JudgeStopped, judge_responses, read_responses
 
     config = JudgeConfig(**given_fields(args, JudgeConfig))  # --endpoint and --model too
     entries = read_responses(args.responses, response_key=args.response_key)
     if args.output is not None:
         options.check_output_file(args.output, example="scores.json")
-    report = judge_responses(
-        entries, ChatClient(config), show_progress=not args.no_progress and sys.stderr.isatty()
-    )
+    judge = {name: getattr(config, name)
+             for name in ("endpoint", "model", "seed", "temperature", "max_tokens")}  # fmt: skip
+    try:
+        report = judge_responses(
+            entries, ChatClient(config), show_progress=not args.no_progress and sys.stderr.isatty()
+        )
+    except JudgeStopped as stopped:  # keep what was judged: a rerun need not pay for it again
+        if args.output is not None and stopped.report.items:
+            write_json(args.output, {"responses": str(args.responses), "judge": judge,
+                                     "complete": False, "stopped": str(stopped),
+                                     **stopped.report.to_dict()})  # fmt: skip
+            options.warn(f"wrote the {len(stopped.report.items)} verdicts reached to "
+                         f"{args.output} (marked incomplete)")  # fmt: skip
+        raise
     for item in report.items:
         if item.score is None:
             reply = " ".join((item.reply or "").split())
             shown = reply[:80] + ("..." if len(reply) > 80 else "")
             options.warn(f"entry {item.index}: no usable score in the judge's reply {shown!r}")
     if args.output is not None:
-        judge = {
-            name: getattr(config, name)
-            for name in ("endpoint", "model", "seed", "temperature", "max_tokens")
-        }
         write_json(args.output, {"responses": str(args.responses), "judge": judge,
-                                 **report.to_dict()})  # fmt: skip
+                                 "complete": True, **report.to_dict()})  # fmt: skip
     print(report.summary())
     if args.output is not None:
         print(f"wrote {args.output}")
