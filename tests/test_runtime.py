@@ -83,9 +83,11 @@ def test_only_rank_0_prints(monkeypatch, capsys):
     assert capsys.readouterr().out == "from rank 0\n"
 
 
-# Allocates, fills and frees a 64 MiB tensor 12 times, then prints the page faults the last
-# three took; with "keep" it first calls keep_freed_memory (and prints what it returned). The
-# heap takes a few rounds to settle (measured: the faults stop from the 8th on).
+# Allocates, fills and frees a 64 MiB tensor 16 times, then prints the page faults each of the
+# last eight took; with "keep" it first calls keep_freed_memory (and prints what it returned).
+# The heap takes a few rounds to settle (measured: the faults stop from about the 8th on), and
+# now and then one later round still lands on fresh pages (a small allocation between two
+# blocks), so the test asks that most of the last rounds take none, not every one.
 _REALLOCATE = """
 import resource, sys
 import torch
@@ -93,12 +95,12 @@ from scratchllm.runtime import keep_freed_memory
 if sys.argv[1] == "keep":
     print(keep_freed_memory())
 faults = []
-for _ in range(12):
+for _ in range(16):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     block = torch.ones(16 * 2**20)  # 64 MiB: glibc would mmap it
     del block
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print(sum(faults[-3:]))
+print(*faults[-8:])
 """
 
 
@@ -116,15 +118,16 @@ def _reallocation_faults(mode: str) -> list[str]:
 def test_kept_memory_is_reused_without_page_faults():
     # each 64 MiB block is 16,384 pages of 4 KiB: glibc's own mmap faults them all in again
     # every time; once kept, the heap hands back pages that are already there
-    (plain,) = _reallocation_faults("plain")
-    if int(plain) < 3 * 16_000:  # the premise, not the result under test
+    plain = [int(count) for count in _reallocation_faults("plain")]
+    if min(plain) < 16_000:  # the premise, not the result under test
         pytest.skip(
-            f"glibc's mmap'd blocks took only {plain} faults here (huge pages, "
+            f"glibc's mmap'd blocks took only {min(plain)} faults here (huge pages, "
             "transparent_hugepage=always?): there is no 4 KiB faulting to remove"
         )
-    took_effect, kept = _reallocation_faults("keep")
+    took_effect, *rest = _reallocation_faults("keep")
+    kept = [int(count) for count in rest]
     assert took_effect == "True"
-    assert int(kept) < 1_000
+    assert sum(count < 1_000 for count in kept) >= 6, kept  # most rounds reuse the heap
 
 
 def test_keeping_freed_memory_is_a_no_op_where_glibc_is_absent(monkeypatch):
