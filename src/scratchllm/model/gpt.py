@@ -470,19 +470,7 @@ class GPT(nn.Module):
         given."""
         from scratchllm.model.kv_cache import SlotKVCache
 
-        reference = self.wte.weight
-        config = self.config
-        return [
-            SlotKVCache(
-                max_batch,
-                config.n_head,
-                config.context_length if max_length is None else max_length,
-                config.head_dim,
-                dtype=reference.dtype if dtype is None else dtype,
-                device=reference.device if device is None else device,
-            )
-            for _ in range(config.n_layer)
-        ]
+        return self._caches(SlotKVCache, max_batch, max_length, dtype, device)
 
     def make_kv_caches(
         self,
@@ -496,11 +484,15 @@ class GPT(nn.Module):
         context length), in the model's dtype and device unless given."""
         from scratchllm.model.kv_cache import KVCache  # kv_cache.py builds on this module
 
-        reference = self.wte.weight
-        config = self.config
+        return self._caches(KVCache, batch_size, max_length, dtype, device)
+
+    def _caches(self, cache_class, rows: int, max_length, dtype, device) -> list:
+        """One ``cache_class`` per layer of ``rows`` x ``max_length`` positions (default: the
+        context length), in the model's dtype and device unless given."""
+        reference, config = self.wte.weight, self.config
         return [
-            KVCache(
-                batch_size,
+            cache_class(
+                rows,
                 config.n_head,
                 config.context_length if max_length is None else max_length,
                 config.head_dim,
