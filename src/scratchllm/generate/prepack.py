@@ -11,8 +11,9 @@ the 2-core AMD EPYC at gpt2-small shape, fp32, 2 threads (benchmarks/README.md):
 | output layer 768 x 50,257 | 5.9 / 5.3 ms | 21.9 / 8.7 ms |
 | the 48 linear layers of the 12 blocks | 7.2 / 7.9 ms | 20.4 / 14.9 ms |
 
-and the engine's 8 concurrent streams went from 92.8 to 147.5 tokens/s (1 stream: 30.5 to
-41.0), the tokens unchanged.
+and in one run (same machine, load 0.9) the engine's 8 concurrent streams went from 96.0 to
+178.7 tokens/s (1 stream: 30.4 to 38.4; 8 prompts of 30 tokens, 64 new tokens each, batched
+prefill), the tokens unchanged.
 
 ``prepack_linears(model)`` swaps, in place, every plain ``nn.Linear`` of the blocks and the
 output layer for such a prepacked copy, for inference only: the copies have no gradients and
