@@ -158,20 +158,10 @@ def classify_config(args: argparse.Namespace) -> ClassifyConfig:
 
 def run_finetune_classify(args: argparse.Namespace) -> int:
     from scratchllm.finetune.classifier import Classification
-    from scratchllm.runtime import print0
-    from scratchllm.train.run import run_training
 
     config = classify_config(args)
-    result = run_training(
-        config, Classification(config), resume=args.resume, show_progress=not args.no_progress
-    )
-    print0(f"{result.step:,}/{result.total_steps:,} steps; checkpoint: {result.checkpoint}")
-    if result.stopped_by is not None:
-        print0(f"continue with: scratchllm finetune classify --resume {result.run_dir}")
-        return {"SIGINT": 130, "SIGTERM": 143}.get(result.stopped_by, 0)
-    print0(f"results: {result.run_dir / 'results.json'}")
-    print0(f'try: scratchllm classify --checkpoint {result.run_dir} "some text"')
-    return 0
+    return _train(args, config, Classification(config), "classify",
+                  try_next='scratchllm classify --checkpoint {run} "some text"')  # fmt: skip
 
 
 def task_config(args: argparse.Namespace, config_class: type[RunOptions]) -> RunOptions:
@@ -198,7 +188,15 @@ def run_finetune_dpo(args: argparse.Namespace) -> int:
     return _train(args, config, PreferenceTuning(config), "dpo")
 
 
-def _train(args: argparse.Namespace, config: RunOptions, objective, task: str) -> int:
+def _train(
+    args: argparse.Namespace,
+    config: RunOptions,
+    objective,
+    task: str,
+    *,
+    try_next: str = 'scratchllm generate --checkpoint {run} --prompt "Name a color."',
+) -> int:
+    """Run a finetuning objective; print where it got to and what to run next."""
     from scratchllm.runtime import print0
     from scratchllm.train.run import run_training
 
@@ -209,7 +207,7 @@ def _train(args: argparse.Namespace, config: RunOptions, objective, task: str) -
         print0(f"continue with: scratchllm finetune {task} --resume {result.run_dir}")
         return {"SIGINT": 130, "SIGTERM": 143}.get(result.stopped_by, 0)
     print0(f"results: {result.run_dir / 'results.json'}")
-    print0(f'try: scratchllm generate --checkpoint {result.run_dir} --prompt "Name a color."')
+    print0(f"try: {try_next.format(run=result.run_dir)}")
     return 0
 
 
