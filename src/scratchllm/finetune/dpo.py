@@ -48,9 +48,6 @@ from scratchllm.finetune.instruct import (
     describe_splits,
     forward,
     grouped_order,
-    load_starting_point,
-    max_example_length,
-    read_splits,
 )
 from scratchllm.finetune.instruction_batches import (
     EncodedInstruction,
@@ -84,18 +81,11 @@ class PreferenceTuning(InstructionTuning):
 
     # ---- data -------------------------------------------------------------------------------
 
-    def prepare(self, context: RunContext) -> None:
-        config = self.config
-        self.autocast_dtype = context.autocast_dtype
-        start = load_starting_point(config, context.log)
-        self.start = start
-        self.tokenizer, self.prompt_format = start.tokenizer, start.prompt_format
-        self.source, self.eot_id = start.source, start.eot_id
-        self.max_length = max_example_length(config, start.model.config)
-        self.splits = read_splits(config, required=PAIR_KEYS)
+    required_keys = PAIR_KEYS
+
+    def encode(self) -> None:
         # each split's chosen and rejected sequences: the prompt, then that response
         self.pairs = {split: self._encode_pairs(split) for split in SPLITS}
-        self.world_size = context.world_size
         self.reference: nn.Module | None = None
 
     def _encode_pairs(self, split: str) -> dict[str, list[EncodedInstruction]]:

@@ -41,6 +41,7 @@ from torch import nn
 from scratchllm.config import GPTConfig, InstructConfig, InstructionOptions, SamplingConfig
 from scratchllm.errors import CheckpointError, ConfigError
 from scratchllm.finetune.instruction_batches import (
+    IGNORE_INDEX,
     EncodedInstruction,
     InstructionBatch,
     collate,
@@ -64,7 +65,6 @@ from scratchllm.train.objective import CheckpointParts, Objective, RunContext
 from scratchllm.train.run_dir import resolve_checkpoint
 from scratchllm.weights.checkpoint import read_checkpoint
 
-IGNORE_INDEX = -100  # targets the loss skips, as cross_entropy's ignore_index
 RESULTS_FILE = "results.json"
 SPLITS = ("train", "val", "test")
 DEFAULT_PROMPT_FORMAT = "alpaca"
@@ -202,14 +202,20 @@ class InstructionTuning(Objective):
         self.tokenizer, self.prompt_format = start.tokenizer, start.prompt_format
         self.source, self.eot_id = start.source, start.eot_id
         self.max_length = max_example_length(config, start.model.config)
-        self.splits = read_splits(config)
+        self.splits = read_splits(config, required=self.required_keys)
+        self.encode()
+        self.world_size = context.world_size
+
+    required_keys: tuple[str, ...] = ()  # what each entry must have besides the Alpaca keys
+
+    def encode(self) -> None:
+        """Tokenize every split (after ``prepare`` read the data)."""
         self.encoded = {
             split: encode_instructions(
                 getattr(self.splits, split).entries, self.tokenizer, self.prompt_format
             )
             for split in SPLITS
         }
-        self.world_size = context.world_size
 
     @property
     def num_examples(self) -> int:

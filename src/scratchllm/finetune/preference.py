@@ -29,7 +29,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100  # targets the loss skips (prompt and padding tokens), as cross_entropy's
+from scratchllm.finetune.instruction_batches import IGNORE_INDEX  # prompt and padding targets
 
 
 def sequence_logprobs(
